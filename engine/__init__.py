@@ -1,0 +1,1 @@
+"""The statepoll engine: polling runtime, hooks, audit log, CLI, simulators."""

@@ -1,0 +1,1 @@
+"""Faithful local simulators of the seed services, with fault injection."""

@@ -1,0 +1,492 @@
+"""Shared parts of the simulators: job timelines, fault injection, loopback serving.
+
+Every simulator is a plain ASGI callable (a Starlette app) so that one app serves
+three ways: in-process through ``httpx.ASGITransport``, on a real socket at
+127.0.0.1 (:func:`serve`), and from ``statepoll simulate``.
+
+Fault injection is a generic ASGI middleware (:class:`FaultInjector`); the only
+service-specific knowledge it needs is a :class:`FaultProfile` (where the status
+sits in a poll response, what an earlier status is, how the service's error body
+looks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from typing import Any, Final
+
+import attrs
+
+__all__ = [
+    "FAULT_KINDS",
+    "FaultInjector",
+    "FaultProfile",
+    "FaultRule",
+    "Faults",
+    "ServerHandle",
+    "SimulatedResetError",
+    "Timeline",
+    "parse_faults",
+    "serve",
+    "serving",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Every fault kind ``--faults`` understands.
+FAULT_KINDS: Final = (
+    "429",
+    "500",
+    "502",
+    "503",
+    "reset",
+    "slow",
+    "malformed",
+    "html",
+    "unknown_status",
+    "backwards",
+)
+
+#: Path prefix of the simulators' own control endpoints (never a vendor path).
+CONTROL_PREFIX: Final = "/_sim/"
+
+
+class SimulatedResetError(ConnectionResetError):
+    """Raised inside the app to cut a response off after its headers.
+
+    Over a socket the client sees the connection close mid-response (httpx
+    reports ``RemoteProtocolError``); through ``ASGITransport`` the exception
+    itself reaches the client, as a transport failure would.
+    """
+
+
+@attrs.frozen
+class Timeline:
+    """A job's planned life: the state it is in at any moment since its start.
+
+    Computing the state from the clock at request time (instead of running a
+    task per job) keeps the simulators cheap with many thousands of jobs.
+    """
+
+    start: float
+    #: ``(offset_seconds, state)`` pairs, offsets ascending, first offset 0.
+    steps: tuple[tuple[float, str], ...]
+
+    @classmethod
+    def build(
+        cls,
+        start: float,
+        path: tuple[tuple[str, float], ...],
+        final: str,
+        *,
+        time_scale: float = 1.0,
+    ) -> Timeline:
+        """Build a timeline from ``(state, duration)`` pairs and a final state.
+
+        Durations are multiplied by ``time_scale``.
+        """
+        steps: list[tuple[float, str]] = []
+        offset = 0.0
+        for state, duration in path:
+            steps.append((offset, state))
+            offset += duration * time_scale
+        steps.append((offset, final))
+        return cls(start, tuple(steps))
+
+    def state_at(self, now: float) -> str:
+        """Return the state at clock time ``now``."""
+        elapsed = now - self.start
+        current = self.steps[0][1]
+        for offset, state in self.steps:
+            if elapsed >= offset:
+                current = state
+            else:
+                break
+        return current
+
+    def previous(self, state: str) -> str | None:
+        """Return the state before ``state`` on this timeline, if any."""
+        names = [s for _, s in self.steps]
+        with contextlib.suppress(ValueError):
+            i = names.index(state)
+            if i > 0:
+                return names[i - 1]
+        return None
+
+    @property
+    def final(self) -> str:
+        """The last state of the timeline."""
+        return self.steps[-1][1]
+
+    @property
+    def ends_at(self) -> float:
+        """Clock time at which the final state is reached."""
+        return self.start + self.steps[-1][0]
+
+    def cut_short(self, now: float, state: str) -> Timeline:
+        """Return a timeline that stays as it was until ``now`` and then is ``state``."""
+        elapsed = max(0.0, now - self.start)
+        kept = tuple(step for step in self.steps if step[0] < elapsed)
+        return Timeline(self.start, (*kept, (elapsed, state)))
+
+
+@attrs.frozen
+class FaultRule:
+    """One kind of fault, injected at a rate or on given request numbers."""
+
+    kind: str = attrs.field(validator=attrs.validators.in_(FAULT_KINDS))
+    #: Probability per eligible request (0..1), drawn from the seeded RNG.
+    rate: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    #: 1-based numbers of eligible requests that get this fault.
+    at: tuple[int, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Faults:
+    """What to inject, parsed from ``--faults`` or built in Python.
+
+    Only one fault applies to a request: rules are tried in order.
+    """
+
+    rules: tuple[FaultRule, ...] = ()
+    #: ``Retry-After`` seconds sent with injected 429s (and 503s).
+    retry_after: float = 1.0
+    #: Extra latency of a ``slow`` response, in seconds.
+    delay: float = 0.5
+    #: ``"get"``: only GET requests (polls, results, lists) get faults;
+    #: ``"all"``: submissions and cancels too.
+    scope: str = attrs.field(default="get", validator=attrs.validators.in_(("get", "all")))
+
+    @property
+    def active(self) -> bool:
+        """Whether any rule can fire."""
+        return any(r.rate > 0 or r.at for r in self.rules)
+
+
+def parse_faults(text: str) -> Faults:
+    """Parse a ``--faults`` value.
+
+    Comma-separated items: ``KIND:RATE`` (probability per request), ``KIND@N[+M...]``
+    (the Nth, Mth... eligible request), and options ``retry-after=SECONDS``,
+    ``delay=SECONDS``, ``scope=get|all``. Example:
+    ``429:0.1,reset@3,slow:0.05,delay=0.2,retry-after=1``.
+
+    Raises:
+        ValueError: naming the bad item and the valid kinds.
+    """
+    rules: list[FaultRule] = []
+    options: dict[str, Any] = {}
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        try:
+            if "=" in item:
+                key, value = item.split("=", 1)
+                key = key.strip().replace("-", "_")
+                if key not in ("retry_after", "delay", "scope"):
+                    msg = f"unknown option {key!r}"
+                    raise ValueError(msg)  # noqa: TRY301 - re-raised with the item below
+                options[key] = value if key == "scope" else float(value)
+            elif "@" in item:
+                kind, numbers = item.split("@", 1)
+                at = tuple(int(n) for n in numbers.split("+"))
+                rules.append(FaultRule(kind.strip(), at=at))
+            elif ":" in item:
+                kind, rate = item.split(":", 1)
+                rules.append(FaultRule(kind.strip(), rate=float(rate)))
+            else:
+                rules.append(FaultRule(item, rate=1.0))
+        except ValueError as exc:
+            msg = (
+                f"bad fault {item!r}: {exc}. Use KIND:RATE, KIND@N or an option "
+                f"(retry-after=, delay=, scope=); kinds: {', '.join(FAULT_KINDS)}"
+            )
+            raise ValueError(msg) from exc
+    return Faults(rules=tuple(rules), **options)
+
+
+@attrs.frozen(kw_only=True)
+class FaultProfile:
+    """What the fault injector must know about one service."""
+
+    #: JSON pointer of the status in a poll response body (``/job/status``).
+    status_pointer: str
+    #: A value the service never sends, for ``unknown_status``.
+    unknown_value: str = "Exploding"
+    #: Error body for an HTTP status, in the service's own shape.
+    error_body: Callable[[int, str], dict[str, Any]]
+    #: For ``backwards``: maps a status to an earlier one of its lifecycle.
+    earlier: Mapping[str, str] = attrs.field(factory=dict)
+
+
+_HTML_PAGE: Final = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center>"
+    b"</body></html>"
+)
+
+_REASONS: Final = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+def _pointer_tokens(pointer: str) -> list[str]:
+    return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+
+
+def _rewrite_status(body: bytes, pointer: str, rewrite: Callable[[str], str]) -> bytes:
+    """Return ``body`` with the string at ``pointer`` rewritten; unchanged if absent."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body
+    *parents, last = _pointer_tokens(pointer)
+    node: Any = doc
+    for token in parents:
+        if not isinstance(node, dict) or token not in node:
+            return body
+        node = node[token]
+    if not isinstance(node, dict) or not isinstance(node.get(last), str):
+        return body
+    node[last] = rewrite(node[last])
+    return json.dumps(doc).encode()
+
+
+class FaultInjector:
+    """ASGI middleware that injects the configured faults and counts them.
+
+    ``counts`` maps each fault kind to how often it fired; it is also served as
+    JSON at ``GET /_sim/faults`` so that tests of a simulator running in another
+    process can assert that a fault happened.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: Faults,
+        profile: FaultProfile,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        """Wrap ``app``; ``seed`` makes rate-based faults reproducible."""
+        self.app = app
+        self.faults = faults
+        self.profile = profile
+        self.counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self.requests = 0
+        self._random = random.Random(seed)  # noqa: S311 - simulation, not security
+
+    def _choose(self) -> str | None:
+        self.requests += 1
+        for rule in self.faults.rules:
+            if self.requests in rule.at:
+                return rule.kind
+            if rule.rate > 0 and self._random.random() < rule.rate:
+                return rule.kind
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI request, possibly faulted."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(CONTROL_PREFIX):
+            await self._control(path, send)
+            return
+        eligible = self.faults.scope == "all" or scope["method"] == "GET"
+        kind = self._choose() if eligible and self.faults.active else None
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        self.counts[kind] += 1
+        await self._inject(kind, scope, receive, send)
+
+    async def _control(self, path: str, send: Send) -> None:
+        if path == CONTROL_PREFIX + "faults":
+            payload = {"counts": self.counts, "requests": self.requests}
+            await _send_bytes(send, 200, json.dumps(payload).encode(), "application/json")
+        else:
+            await _send_bytes(send, 404, b'{"detail": "not found"}', "application/json")
+
+    async def _inject(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if kind in ("429", "500", "502", "503"):
+            status = int(kind)
+            headers: list[tuple[bytes, bytes]] = []
+            if status in (429, 503):
+                headers.append((b"retry-after", _seconds(self.faults.retry_after)))
+            body = json.dumps(self.profile.error_body(status, _REASONS[status])).encode()
+            await _send_bytes(send, status, body, "application/json", headers)
+        elif kind == "html":
+            await _send_bytes(send, 502, _HTML_PAGE, "text/html")
+        elif kind == "malformed":
+            await _send_bytes(send, 200, b'{"status": "Runn', "application/json")
+        elif kind == "reset":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+                }
+            )
+            msg = "simulated connection reset"
+            raise SimulatedResetError(msg)
+        elif kind == "slow":
+            await asyncio.sleep(self.faults.delay)
+            await self.app(scope, receive, send)
+        else:  # unknown_status, backwards: rewrite the real answer's status
+            earlier = self.profile.earlier
+            unknown = self.profile.unknown_value
+
+            def rewrite(value: str) -> str:
+                if kind == "unknown_status":
+                    return unknown
+                return earlier.get(value, value)
+
+            await self._rewritten(scope, receive, send, rewrite)
+
+    async def _rewritten(
+        self, scope: Scope, receive: Receive, send: Send, rewrite: Callable[[str], str]
+    ) -> None:
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = _rewrite_status(b"".join(chunks), self.profile.status_pointer, rewrite)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _seconds(value: float) -> bytes:
+    return str(round(value)).encode() if value == round(value) else str(value).encode()
+
+
+async def _send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _DropSimulatedResets(logging.Filter):
+    """Keep uvicorn's log quiet about resets we cause on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, SimulatedResetError)
+
+
+@attrs.define
+class ServerHandle:
+    """A simulator served on 127.0.0.1 in a background thread."""
+
+    url: str
+    port: int
+    _server: Any = attrs.field(repr=False)
+    _thread: threading.Thread = attrs.field(repr=False)
+
+    def close(self) -> None:
+        """Stop the server and wait for its thread (bounded)."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> ServerHandle:
+        """Return the handle itself."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Stop the server."""
+        self.close()
+
+
+def _bind(port: int) -> socket.socket:
+    # Loopback only, always: the simulators must never be reachable from elsewhere.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    return sock
+
+
+def serve(app: ASGIApp, port: int = 0, *, startup_timeout: float = 10.0) -> ServerHandle:
+    """Serve ``app`` on 127.0.0.1 (``port=0`` picks a free port) in a thread.
+
+    Returns a handle with the base URL; use it as a context manager.
+
+    Raises:
+        RuntimeError: if the server does not start within ``startup_timeout``.
+    """
+    import uvicorn  # noqa: PLC0415 - only the serving path needs it
+
+    sock = _bind(port)
+    chosen = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    logging.getLogger("uvicorn.error").addFilter(_DropSimulatedResets())
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"simulator:{chosen}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            msg = f"simulator on 127.0.0.1:{chosen} did not start"
+            raise RuntimeError(msg)
+        time.sleep(0.005)
+    return ServerHandle(f"http://127.0.0.1:{chosen}", chosen, server, thread)
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp, port: int = 0) -> Iterator[ServerHandle]:
+    """Context manager form of :func:`serve`."""
+    handle = serve(app, port)
+    try:
+        yield handle
+    finally:
+        handle.close()
