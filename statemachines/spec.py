@@ -1,0 +1,464 @@
+"""The frozen model of a spec: what a loaded JSON spec means, with no I/O.
+
+Every block remembers where it sits in its file (``location``, a JSON pointer;
+not part of equality) so that semantic checks can point at the bad field.
+Collections are tuples so that instances hash and cannot change behind the
+engine's back. Build specs with :func:`statemachines.load_spec`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "Auth",
+    "Backoff",
+    "Cancel",
+    "Condition",
+    "Errors",
+    "Filter",
+    "Input",
+    "Items",
+    "Jitter",
+    "Lifecycle",
+    "Locator",
+    "ObserveRule",
+    "Outcome",
+    "Paging",
+    "Policy",
+    "Poll",
+    "Request",
+    "Result",
+    "RetryAfter",
+    "RetryBackoff",
+    "Schedule",
+    "Service",
+    "Spec",
+    "State",
+    "StateSchedule",
+    "Submit",
+    "Transition",
+]
+
+Scalar = str | int | float | bool | None
+
+
+def _loc() -> Any:
+    # Where the block sits in its file; not part of equality, so two specs that
+    # differ only in layout still compare equal.
+    return attrs.field(default="", eq=False, repr=False)
+
+
+class Outcome(enum.StrEnum):
+    """How a terminal state ends a job."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLED = "cancelled"
+    PARTIAL = "partial"
+
+
+@attrs.frozen(kw_only=True)
+class State:
+    """A state of a lifecycle; terminal when it has an outcome."""
+
+    name: str
+    initial: bool = False
+    outcome: Outcome | None = None
+    provisional: bool = False
+    description: str = ""
+    location: str = _loc()
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job ends here."""
+        return self.outcome is not None
+
+
+@attrs.frozen(kw_only=True)
+class Transition:
+    """One legal move, ``source`` → ``dest``."""
+
+    source: str
+    dest: str
+    description: str = ""
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Locator:
+    """Where a value is in a response: a body pointer or a header (+ pattern)."""
+
+    pointer: str | None = None
+    header: str | None = None
+    pattern: str | None = None
+    response: Literal["last", "submit"] = "last"
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """An HTTP request: a path template, a link from a response, or both."""
+
+    method: str = "GET"
+    path: str | None = None
+    url: tuple[Locator, ...] = ()
+    query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    follow_redirects: bool = False
+    expect_status: tuple[int, ...] = ()
+    location: str = _loc()
+
+    def accepts(self, status: int) -> bool:
+        """Whether ``status`` counts as success for this request."""
+        if self.expect_status:
+            return status in self.expect_status
+        return 200 <= status < 300 or (
+            not self.follow_redirects and 300 <= status < 400
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Condition:
+    """A test on a response (``kind`` says which fields apply)."""
+
+    kind: Literal["status", "header", "equals", "in", "exists", "all", "any"]
+    status: tuple[int, ...] = ()
+    header: str | None = None
+    pointer: str = ""
+    values: tuple[Scalar, ...] = ()
+    exists: bool = True
+    children: tuple[Condition, ...] = ()
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class ObserveRule:
+    """Maps a response to a state: fixed ``state`` when ``when`` holds, or a value map."""
+
+    when: Condition | None = None
+    state: str | None = None
+    pointer: str | None = None
+    mapping: tuple[tuple[str, str], ...] = ()
+    on_unknown: Literal["reject", "fail", "skip"] | None = None
+    description: str = ""
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Backoff:
+    """How the polling interval grows."""
+
+    kind: Literal["fixed", "exponential"] = "fixed"
+    factor: float = 2.0
+    max_interval: float | None = None
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Jitter:
+    """Randomness added to delays."""
+
+    kind: Literal["none", "full", "proportional"] = "none"
+    ratio: float = 0.1
+
+
+@attrs.frozen(kw_only=True)
+class RetryAfter:
+    """How ``Retry-After`` is honoured and clamped."""
+
+    honour: bool = True
+    min: float = 0.0
+    max: float = 300.0
+
+
+@attrs.frozen(kw_only=True)
+class StateSchedule:
+    """Schedule overrides while a job is in one state."""
+
+    state: str
+    interval: float | None = None
+    deadline: float | None = None
+    max_attempts: int | None = None
+    backoff: Backoff | None = None
+    description: str = ""
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Schedule:
+    """When to poll and when to give up."""
+
+    initial_delay: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    interval: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    backoff: Backoff = Backoff()
+    jitter: Jitter = Jitter()
+    max_attempts: int | None = None
+    deadline: float | None = None
+    retry_after: RetryAfter = RetryAfter()
+    per_state: tuple[StateSchedule, ...] = ()
+    location: str = _loc()
+
+    def for_state(self, state: str) -> StateSchedule | None:
+        """Return the overrides for ``state``, if any."""
+        for override in self.per_state:
+            if override.state == state:
+                return override
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class RetryBackoff:
+    """Delays between transient retries."""
+
+    initial: float = 1.0
+    factor: float = 2.0
+    max: float = 60.0
+
+
+@attrs.frozen(kw_only=True)
+class Errors:
+    """How failed requests are classified and retried."""
+
+    retry_status: tuple[int, ...] = (429, 500, 502, 503, 504)
+    fatal_status: tuple[int, ...] = (400, 401, 403, 404)
+    code_pointers: tuple[str, ...] = ()
+    message_pointers: tuple[str, ...] = ()
+    retry_budget: int = 8
+    retry_backoff: RetryBackoff = RetryBackoff()
+    timeout: float = 30.0
+
+
+@attrs.frozen(kw_only=True)
+class Policy:
+    """What to do with observations the lifecycle does not allow."""
+
+    illegal_transition: Literal["reject", "fail"] = "reject"
+    unknown_state: Literal["reject", "fail"] = "reject"
+    foreign_links: Literal["refuse", "anonymous"] = "refuse"
+    skipped_states: Literal["infer", "illegal"] = "infer"
+
+
+@attrs.frozen(kw_only=True)
+class Input:
+    """A value the user supplies when submitting or adopting a job."""
+
+    name: str
+    where: Literal["path", "query", "header", "body", "form", "file", "none"]
+    wire_name: str
+    type: str = "string"
+    required: bool = False
+    # JSON values (lists, objects) do not hash; equality still compares them.
+    default: Any = attrs.field(default=None, hash=False)
+    description: str = ""
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Submit:
+    """How a job is created."""
+
+    request: Request
+    body: Literal["json", "multipart", "form", "none"] = "json"
+    job_id: tuple[Locator, ...]
+    observe: bool = False
+    retry_status: tuple[int, ...] = ()
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Poll:
+    """How a job's state is read."""
+
+    request: Request
+    observe: tuple[ObserveRule, ...]
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Result:
+    """How a finished job's result is fetched."""
+
+    request: Request
+    on: tuple[Outcome, ...] = (Outcome.SUCCESS,)
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Cancel:
+    """How a job is cancelled, and the states that follows."""
+
+    request: Request
+    from_states: tuple[str, ...]
+    leads_to: tuple[str, ...]
+    observe: bool = True
+    refused_status: tuple[int, ...] = ()
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Paging:
+    """How the next page of an item collection is found."""
+
+    kind: Literal["next_link", "cursor", "skip"]
+    next_pointers: tuple[str, ...] = ()
+    cursor_param: str | None = None
+    page_size_param: str | None = None
+    page_size: int | None = None
+    skip_param: str | None = None
+    top_param: str | None = None
+    max_pages: int = 1000
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Filter:
+    """A filter the user may apply to an item listing."""
+
+    name: str
+    param: str
+    format: Literal["csv", "repeat", "single"] = "single"
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Items:
+    """A paginated sub-resource whose entries follow their own lifecycle."""
+
+    lifecycle: str
+    request: Request
+    items_pointer: str
+    id_pointer: str
+    paging: Paging
+    filters: tuple[Filter, ...] = ()
+    refresh: Literal["each_poll", "at_end"] = "each_poll"
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Lifecycle:
+    """One kind of job of a service: its states, moves, and how to drive it."""
+
+    name: str
+    description: str = ""
+    states: tuple[State, ...]
+    transitions: tuple[Transition, ...]
+    inputs: tuple[Input, ...] = ()
+    submit: Submit | None = None
+    poll: Poll
+    schedule: Schedule = Schedule()
+    result: Result | None = None
+    cancel: Cancel | None = None
+    errors: Errors = Errors()
+    policy: Policy = Policy()
+    items: Items | None = None
+    item_only: bool = False
+    location: str = _loc()
+
+    def state(self, name: str) -> State:
+        """Return the state called ``name``.
+
+        Raises:
+            KeyError: naming the declared states.
+        """
+        for state in self.states:
+            if state.name == name:
+                return state
+        msg = f"lifecycle {self.name!r} has no state {name!r}; declared: " + ", ".join(
+            s.name for s in self.states
+        )
+        raise KeyError(msg)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Declared state names, in file order."""
+        return tuple(s.name for s in self.states)
+
+    @property
+    def initial(self) -> str:
+        """Name of the initial state (the first one marked initial)."""
+        return next(s.name for s in self.states if s.initial)
+
+    @property
+    def terminal_states(self) -> frozenset[str]:
+        """Names of the states that carry an outcome."""
+        return frozenset(s.name for s in self.states if s.terminal)
+
+    def input(self, name: str) -> Input | None:
+        """Return the input called ``name``, if declared."""
+        for item in self.inputs:
+            if item.name == name:
+                return item
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class Auth:
+    """Credentials: an environment variable's value sent in one header."""
+
+    header: str
+    env: str
+    scheme: str | None = None
+    required: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Service:
+    """The remote service a spec describes."""
+
+    name: str
+    title: str = ""
+    description: str = ""
+    base_url: str
+    base_url_env: str | None = None
+    auth: Auth | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    max_in_flight: int = 16
+    redact_pointers: tuple[str, ...] = ()
+    redact_query_params: tuple[str, ...] = ()
+    docs: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Spec:
+    """A loaded, checked spec: one service and its lifecycles."""
+
+    service: Service
+    spec_version: str
+    lifecycles: tuple[Lifecycle, ...]
+    #: Where it came from: a file path or ``builtin:NAME``.
+    source: str = attrs.field(default="", eq=False)
+    #: ``sha256:<hex>`` of the file's canonical JSON; recorded in every audit record.
+    content_hash: str = ""
+
+    @property
+    def name(self) -> str:
+        """The service name (``mindee``)."""
+        return self.service.name
+
+    @property
+    def lifecycle_names(self) -> tuple[str, ...]:
+        """Lifecycle names, in file order."""
+        return tuple(lc.name for lc in self.lifecycles)
+
+    def lifecycle(self, name: str) -> Lifecycle:
+        """Return the lifecycle called ``name``.
+
+        Raises:
+            KeyError: naming the lifecycles the spec has.
+        """
+        for lifecycle in self.lifecycles:
+            if lifecycle.name == name:
+                return lifecycle
+        msg = f"spec {self.name!r} has no lifecycle {name!r}; it has: " + ", ".join(
+            self.lifecycle_names
+        )
+        raise KeyError(msg)
+
+    def as_mapping(self) -> Mapping[str, Lifecycle]:
+        """Return lifecycles by name (a fresh dict)."""
+        return {lc.name: lc for lc in self.lifecycles}
