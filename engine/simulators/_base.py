@@ -439,7 +439,10 @@ class ServerHandle:
 
 def _bind(port: int) -> socket.socket:
     # Loopback only, always: the simulators must never be reachable from elsewhere.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose
+    # proto says TCP, and without it every response waits ~40 ms for a
+    # delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(2048)
