@@ -1,0 +1,129 @@
+"""Engine errors, under the same root as the spec errors.
+
+::
+
+    StatepollError
+    ├── SpecError(ValueError) / UnknownSpecError(LookupError)   (statemachines)
+    ├── EngineClosedError(RuntimeError)
+    ├── CredentialError(LookupError)      the spec's credential variable is unset
+    ├── InputError(ValueError)            a missing or unknown job input
+    ├── CancelError(ValueError)           the lifecycle cannot cancel, or not from this state
+    └── JobError                          .job, .last_state
+        ├── JobFailed                     outcome failure / cancelled / partial
+        ├── JobTimedOut                   attempts or deadline exhausted, or wait(timeout=)
+        └── RemoteError                   .kind: transport | status | protocol | illegal_transition
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from statemachines import StatepollError
+
+if TYPE_CHECKING:
+    from .runtime import JobRef
+
+__all__ = [
+    "CancelError",
+    "CredentialError",
+    "EngineClosedError",
+    "InputError",
+    "JobError",
+    "JobFailed",
+    "JobTimedOut",
+    "RemoteError",
+]
+
+RemoteKind = Literal[
+    "transport", "status", "protocol", "illegal_transition", "unknown_state"
+]
+
+
+class EngineClosedError(StatepollError, RuntimeError):
+    """The engine was used after it was closed (or before it was opened)."""
+
+
+class CredentialError(StatepollError, LookupError):
+    """The environment variable a spec names for its credential is not set."""
+
+    def __init__(self, service: str, env: str) -> None:
+        """Name the service and the variable to set."""
+        self.service = service
+        self.env = env
+        super().__init__(
+            f"{service}: set the environment variable {env} to your API key"
+        )
+
+    def __str__(self) -> str:
+        """Return the message without LookupError's quoting."""
+        return str(self.args[0])
+
+
+class InputError(StatepollError, ValueError):
+    """A job input is missing, unknown or of the wrong type."""
+
+
+class CancelError(StatepollError, ValueError):
+    """The job cannot be cancelled (no cancel in the spec, or a state it cannot leave)."""
+
+
+class JobError(StatepollError):
+    """A job ended without reaching a success state."""
+
+    def __init__(
+        self, message: str, *, job: JobRef | None = None, last_state: str | None = None
+    ) -> None:
+        """Carry the job and the last state it was in."""
+        super().__init__(message)
+        self.job = job
+        self.last_state = last_state
+
+
+class JobFailed(JobError):  # noqa: N818 - the name is the contract (STYLE 3.4)
+    """The job reached a terminal state whose outcome is not success."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str,
+        job: JobRef | None = None,
+        last_state: str | None = None,
+    ) -> None:
+        """Carry the outcome (failure, cancelled or partial)."""
+        super().__init__(message, job=job, last_state=last_state)
+        self.outcome = outcome
+
+
+class JobTimedOut(JobError):  # noqa: N818 - the name is the contract (STYLE 3.4)
+    """The job ran out of attempts or time before reaching a terminal state."""
+
+
+class RemoteError(JobError):
+    """The service answered something the spec does not accept, or did not answer.
+
+    ``kind`` classifies it: ``transport`` (connection, timeout), ``status``
+    (a fatal HTTP status; ``code``/``message`` are the service's own),
+    ``protocol`` (malformed body, foreign link, body too large),
+    ``illegal_transition`` / ``unknown_state`` (by a ``fail`` policy).
+    Messages name the host and path, never the full URL: query strings can carry
+    tokens.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: RemoteKind,
+        status: int | None = None,
+        code: str | None = None,
+        remote_message: str | None = None,
+        job: JobRef | None = None,
+        last_state: str | None = None,
+    ) -> None:
+        """Carry the classification and the service's own error code and message."""
+        super().__init__(message, job=job, last_state=last_state)
+        self.kind: RemoteKind = kind
+        self.status = status
+        self.code = code
+        self.remote_message = remote_message
