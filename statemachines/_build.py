@@ -44,6 +44,13 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _indexed(value: Any, at: str) -> list[tuple[str, str]]:
+    """Pair each name of a string-or-list field with its own pointer."""
+    if isinstance(value, list):
+        return [(v, f"{at}/{i}") for i, v in enumerate(value)]
+    return [(value, at)]
+
+
 def _ptr(*tokens: str | int) -> str:
     return join_pointer(tokens)
 
@@ -61,7 +68,12 @@ def build_spec(document: Doc, *, source: str, content_hash: str) -> Spec:
     """Build a :class:`Spec` from a document the schema accepted."""
     defaults = document.get("defaults", {})
     lifecycles = tuple(
-        _lifecycle(name, merged_lifecycle(defaults, raw), _ptr("lifecycles", name))
+        _lifecycle(
+            name,
+            merged_lifecycle(defaults, raw),
+            _ptr("lifecycles", name),
+            _schedule_origins(defaults, raw, name),
+        )
         for name, raw in document["lifecycles"].items()
     )
     return Spec(
@@ -71,6 +83,18 @@ def build_spec(document: Doc, *, source: str, content_hash: str) -> Spec:
         source=source,
         content_hash=content_hash,
     )
+
+
+def _schedule_origins(defaults: Doc, lifecycle: Doc, name: str) -> dict[str, str]:
+    """Map each schedule key to the pointer of the block it came from."""
+    origins = dict.fromkeys(defaults.get("schedule", {}), "/defaults/schedule")
+    origins.update(
+        {
+            key: f"{_ptr('lifecycles', name)}/schedule"
+            for key in lifecycle.get("schedule", {})
+        }
+    )
+    return origins
 
 
 def _service(raw: Doc) -> Service:
@@ -98,7 +122,7 @@ def _service(raw: Doc) -> Service:
     )
 
 
-def _lifecycle(name: str, raw: Doc, at: str) -> Lifecycle:
+def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecycle:
     states = tuple(
         State(
             name=state_name,
@@ -112,20 +136,18 @@ def _lifecycle(name: str, raw: Doc, at: str) -> Lifecycle:
     )
     transitions: list[Transition] = []
     for i, t in enumerate(raw["transitions"]):
-        sources = _as_list(t["from"])
-        dests = _as_list(t["to"])
-        for dest_index, dest in enumerate(dests):
-            to_at = f"{at}/transitions/{i}/to" + (
-                f"/{dest_index}" if isinstance(t["to"], list) else ""
-            )
+        at_t = f"{at}/transitions/{i}"
+        sources = _indexed(t["from"], f"{at_t}/from")
+        for dest, to_at in _indexed(t["to"], f"{at_t}/to"):
             transitions.extend(
                 Transition(
                     source=src,
                     dest=dest,
                     description=t.get("description", ""),
                     location=to_at,
+                    source_location=from_at,
                 )
-                for src in sources
+                for src, from_at in sources
             )
     inputs = tuple(
         Input(
@@ -155,7 +177,7 @@ def _lifecycle(name: str, raw: Doc, at: str) -> Lifecycle:
             ),
             location=f"{at}/poll",
         ),
-        schedule=_schedule(raw.get("schedule", {}), f"{at}/schedule"),
+        schedule=_schedule(raw.get("schedule", {}), f"{at}/schedule", origins),
         result=_result(raw["result"], f"{at}/result") if "result" in raw else None,
         cancel=_cancel(raw["cancel"], f"{at}/cancel") if "cancel" in raw else None,
         errors=_errors(raw.get("errors", {})),
@@ -241,18 +263,23 @@ def _backoff(raw: Doc, at: str) -> Backoff:
     )
 
 
-def _schedule(raw: Doc, at: str) -> Schedule:
+def _schedule(raw: Doc, at: str, origins: dict[str, str]) -> Schedule:
+    def block(key: str) -> str:
+        # A key merged in from defaults points into /defaults, where it is written.
+        return origins.get(key, at)
+
+    per_state_at = f"{block('per_state')}/per_state"
     per_state = tuple(
         StateSchedule(
             state=state,
             interval=s.get("interval"),
             deadline=s.get("deadline"),
             max_attempts=s.get("max_attempts"),
-            backoff=_backoff(s["backoff"], f"{at}/per_state/{state}/backoff")
+            backoff=_backoff(s["backoff"], f"{per_state_at}/{state}/backoff")
             if "backoff" in s
             else None,
             description=s.get("description", ""),
-            location=f"{at}/per_state/{state}",
+            location=f"{per_state_at}/{state}",
         )
         for state, s in raw.get("per_state", {}).items()
     )
@@ -261,7 +288,7 @@ def _schedule(raw: Doc, at: str) -> Schedule:
     return Schedule(
         initial_delay=raw.get("initial_delay", 0.0),
         interval=raw.get("interval", 5.0),
-        backoff=_backoff(raw["backoff"], f"{at}/backoff")
+        backoff=_backoff(raw["backoff"], f"{block('backoff')}/backoff")
         if "backoff" in raw
         else Backoff(),
         jitter=Jitter(kind=jitter["kind"], ratio=jitter.get("ratio", 0.1)),
@@ -274,6 +301,7 @@ def _schedule(raw: Doc, at: str) -> Schedule:
         ),
         per_state=per_state,
         location=at,
+        key_locations=tuple((key, f"{block(key)}/{key}") for key in raw),
     )
 
 

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from .errors import Problem
+from .pointer import split_pointer
 from .spec import Lifecycle, Outcome, Request, Spec
 
 __all__ = ["check_spec"]
@@ -42,7 +43,7 @@ def check_spec(spec: Spec, file: str) -> list[Problem]:
                 problems.append(
                     Problem(file, at, "a lifecycle cannot be its own items' lifecycle")
                 )
-    return problems
+    return sorted(problems, key=lambda p: (split_pointer(p.pointer), p.message))
 
 
 Found = Iterator[tuple[str, str]]
@@ -51,7 +52,12 @@ Found = Iterator[tuple[str, str]]
 def _hint(name: str, declared: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(name, declared, n=1)
     did_you_mean = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{did_you_mean} Declared: {', '.join(declared)}"
+    return f"{did_you_mean or ';'} Declared: {', '.join(declared)}"
+
+
+def _num(value: float) -> str:
+    # Ints print as they are: ":g" converts to float, and 10**400 overflows.
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _unknown_state(name: str, lifecycle: Lifecycle) -> str:
@@ -79,7 +85,7 @@ def _states_declared(lifecycle: Lifecycle) -> Found:
     for t in lifecycle.transitions:
         # A transition's location points at its "to"; its "from" is a sibling.
         named.append((t.location, t.dest))
-        named.append((re.sub(r"/to(/\d+)?$", "/from", t.location), t.source))
+        named.append((t.source_location, t.source))
     for rule in lifecycle.poll.observe:
         if rule.state is not None:
             named.append((f"{rule.location}/state", rule.state))
@@ -111,7 +117,7 @@ def _terminal_is_final(lifecycle: Lifecycle) -> Found:
     terminal = lifecycle.terminal_states
     for t in lifecycle.transitions:
         if t.source in terminal:
-            at = re.sub(r"/to(/\d+)?$", "/from", t.location)
+            at = t.source_location
             outcome = lifecycle.state(t.source).outcome
             yield (
                 at,
@@ -163,14 +169,14 @@ def _schedule_sound(lifecycle: Lifecycle) -> Found:
     if cap is not None and cap < schedule.interval:
         yield (
             f"{schedule.backoff.location}/max_interval",
-            f"max_interval ({cap:g}) must be >= interval ({schedule.interval:g})",
+            f"max_interval ({_num(cap)}) must be >= interval ({_num(schedule.interval)})",
         )
     if schedule.deadline is not None and schedule.deadline < schedule.initial_delay:
         yield (
-            f"{schedule.location}/deadline",
+            schedule.where("deadline"),
             (
-                f"deadline ({schedule.deadline:g}) must be >= "
-                f"initial_delay ({schedule.initial_delay:g})"
+                f"deadline ({_num(schedule.deadline)}) must be >= "
+                f"initial_delay ({_num(schedule.initial_delay)})"
             ),
         )
     for override in schedule.per_state:
@@ -180,8 +186,8 @@ def _schedule_sound(lifecycle: Lifecycle) -> Found:
                 yield (
                     f"{override.backoff.location}/max_interval",
                     (
-                        f"max_interval ({override.backoff.max_interval:g}) "
-                        f"must be >= interval ({interval:g})"
+                        f"max_interval ({_num(override.backoff.max_interval)}) "
+                        f"must be >= interval ({_num(interval)})"
                     ),
                 )
 
@@ -213,7 +219,12 @@ def _requests_resolvable(lifecycle: Lifecycle) -> Found:
             (f"{request.location}/query/{_escape(k)}", v) for k, v in request.query
         )
         for at, template in templates:
-            for field in _fields(template):
+            try:
+                fields = _fields(template)
+            except ValueError as exc:
+                yield at, f"malformed template {template!r}: {exc}"
+                continue
+            for field in fields:
                 # Item lifecycles also see their parent's inputs, unknown here.
                 if field not in known and not lifecycle.item_only:
                     hint = _hint(field, tuple(sorted(known)))
@@ -228,10 +239,12 @@ def _requests_resolvable(lifecycle: Lifecycle) -> Found:
 
 
 def _fields(template: str) -> list[str]:
-    try:
-        return [f for _, f, _, _ in string.Formatter().parse(template) if f]
-    except ValueError:
-        return []
+    """Return the template's field names.
+
+    Raises:
+        ValueError: for a malformed template (an unclosed brace).
+    """
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
 
 
 def _pattern_ok(pattern: str, at: str) -> Found:

@@ -23,10 +23,7 @@ def mermaid(lifecycle: Lifecycle) -> str:
     Terminal states lead to ``[*]`` and are coloured by outcome; provisional
     states are noted. State names Mermaid cannot take as ids are aliased.
     """
-    ids = {
-        name: name if _SAFE.match(name) else f"s{i}"
-        for i, name in enumerate(lifecycle.state_names)
-    }
+    ids = _aliases(lifecycle.state_names)
     lines = ["stateDiagram-v2"]
     if lifecycle.description:
         lines.append(f"    %% {lifecycle.name}: {_one_line(lifecycle.description)}")
@@ -57,6 +54,22 @@ def mermaid(lifecycle: Lifecycle) -> str:
         if state.outcome is not None:
             lines.append(f"    class {ids[state.name]} {state.outcome.value}")
     return "\n".join(lines) + "\n"
+
+
+def _aliases(names: tuple[str, ...]) -> dict[str, str]:
+    """Map each state to a Mermaid id: itself when safe, else a unique alias."""
+    taken = set(names)
+    ids: dict[str, str] = {}
+    for i, name in enumerate(names):
+        alias = name
+        if not _SAFE.match(name):
+            # An alias must not collide with a real state called "s1".
+            alias = f"s{i}"
+            while alias in taken:
+                alias = f"_{alias}"
+            taken.add(alias)
+        ids[name] = alias
+    return ids
 
 
 def _one_line(text: str) -> str:

@@ -107,11 +107,20 @@ def _load_file(path: Path, *, source: str, label: str) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(label, "", f"cannot read: {exc}")]) from exc
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         msg = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise SpecError([Problem(label, "", msg)]) from exc
+    except ValueError as exc:
+        raise SpecError([Problem(label, "", f"invalid JSON: {exc}")]) from exc
     return _check_and_build(document, source=source, label=label)
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON does not, and a NaN interval
+    # would crash the model's validators instead of being reported.
+    msg = f"{name} is not valid JSON"
+    raise ValueError(msg)
 
 
 def _check_and_build(document: Any, *, source: str, label: str) -> Spec:

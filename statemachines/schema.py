@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
@@ -12,11 +13,12 @@ import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
 from .errors import Problem
-from .pointer import join_pointer
+from .pointer import join_pointer, split_pointer
 
 __all__ = ["SCHEMA_NAME", "schema_problems", "specs_dir", "validator"]
 
 SCHEMA_NAME: Final = "statepoll.schema.json"
+_REQUIRED: Final = re.compile(r"^'(.+)' is a required property$")
 
 
 @cache
@@ -51,18 +53,21 @@ def validator() -> jsonschema.protocols.Validator:
 
 def schema_problems(document: Any, file: str) -> list[Problem]:
     """Validate ``document`` and return every problem, sorted by pointer."""
-    errors = sorted(
-        validator().iter_errors(document),
-        key=lambda e: [str(p) for p in e.absolute_path],
-    )
-    return [_to_problem(error, file) for error in errors]
+    problems = [_to_problem(error, file) for error in validator().iter_errors(document)]
+    return sorted(problems, key=_order)
+
+
+def _order(problem: Problem) -> tuple[tuple[str, ...], str]:
+    return split_pointer(problem.pointer), problem.message
 
 
 def _to_problem(error: ValidationError, file: str) -> Problem:
-    # oneOf/anyOf only say "not valid under any of the given schemas";
-    # the useful sentence is in the best sub-error.
-    cause = best_match(error.context) if error.context else None
-    error = cause or error
+    # oneOf/anyOf only say "not valid under any of the given schemas"; the
+    # useful sentence is in the best sub-error. best_match([error]) descends
+    # into the context by relevance; best_match(error.context) would prefer the
+    # shallowest sub-error, the "wrong type" of the branch the author did not mean.
+    if error.context:
+        error = best_match([error]) or error
     path = list(error.absolute_path)
     message = error.message
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -72,16 +77,18 @@ def _to_problem(error: ValidationError, file: str) -> Problem:
             path.append(extras[0])
             hint = _hint(extras[0], allowed)
             message = (
-                f"unknown property {extras[0]!r}{hint}; allowed: {', '.join(allowed)}"
+                f"unknown property {extras[0]!r}{hint} Allowed: {', '.join(allowed)}"
             )
-    elif error.validator == "required" and isinstance(error.instance, dict):
-        missing = [k for k in error.validator_value if k not in error.instance]  # type: ignore[union-attr] # a list here
-        if len(missing) == 1:
-            path.append(missing[0])
-            message = f"required property {missing[0]!r} is missing"
+    elif error.validator == "required":
+        # jsonschema reports one error per missing property; its message is the
+        # only place that names which.
+        missing = _REQUIRED.match(error.message)
+        if missing is not None:
+            path.append(missing.group(1))
+            message = f"required property {missing.group(1)!r} is missing"
     return Problem(file, join_pointer(path), message)
 
 
 def _hint(name: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(name, choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {close[0]!r}?" if close else ";"

@@ -86,7 +86,10 @@ class Transition:
     source: str
     dest: str
     description: str = ""
+    #: Where the destination is named (``…/to`` or ``…/to/1``).
     location: str = _loc()
+    #: Where the source is named (``…/from`` or ``…/from/0``).
+    source_location: str = _loc()
 
 
 @attrs.frozen(kw_only=True)
@@ -202,6 +205,14 @@ class Schedule:
     retry_after: RetryAfter = RetryAfter()
     per_state: tuple[StateSchedule, ...] = ()
     location: str = _loc()
+    #: Pointer of each key as written (a key may come from ``defaults``).
+    key_locations: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), eq=False, repr=False
+    )
+
+    def where(self, key: str) -> str:
+        """Return the pointer of ``key`` in its file (defaults included)."""
+        return dict(self.key_locations).get(key, f"{self.location}/{key}")
 
     def for_state(self, state: str) -> StateSchedule | None:
         """Return the overrides for ``state``, if any."""

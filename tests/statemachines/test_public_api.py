@@ -1,0 +1,165 @@
+"""The package's public surface: ``__all__`` and the error types callers catch."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+import statemachines
+from statemachines import (
+    IllegalTransitionError,
+    Problem,
+    SpecError,
+    StatepollError,
+    UnknownSpecError,
+    builtin_names,
+    load_spec,
+)
+
+
+class TestAll:
+    """``statemachines.__all__`` is the public API (STYLE 3.2)."""
+
+    def test_all_names_every_public_object(self) -> None:
+        """__all__ is sorted and lists every public, non-module attribute."""
+        public = {
+            name
+            for name, value in vars(statemachines).items()
+            if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        }
+
+        names = statemachines.__all__
+
+        assert names == sorted(public)
+
+    def test_names_the_engine_relies_on_are_exported(self) -> None:
+        """DESIGN's names (load_spec, build_machine, the model classes) are public."""
+        relied_on = {
+            "Lifecycle",
+            "Outcome",
+            "Problem",
+            "Spec",
+            "SpecError",
+            "State",
+            "StatepollError",
+            "Transition",
+            "build_machine",
+            "builtin_names",
+            "load_builtin",
+            "load_spec",
+            "resolve_pointer",
+        }
+
+        exported = set(statemachines.__all__)
+
+        assert relied_on <= exported
+
+
+class TestProblem:
+    """A Problem prints as DESIGN's ``FILE: /json/pointer: message``."""
+
+    def test_str_is_file_pointer_message(self) -> None:
+        """str(problem) joins file, pointer and message with ': '."""
+        problem = Problem("specs/x.json", "/lifecycles/a/states", "no initial state")
+
+        line = str(problem)
+
+        assert line == "specs/x.json: /lifecycles/a/states: no initial state"
+
+    def test_empty_pointer_prints_as_root(self) -> None:
+        """A problem about the whole document prints '(root)' for its pointer."""
+        problem = Problem("x.json", "", "invalid JSON at line 1 column 1: oops")
+
+        line = str(problem)
+
+        assert line == "x.json: (root): invalid JSON at line 1 column 1: oops"
+
+    def test_problems_are_values(self) -> None:
+        """Two problems with the same fields are equal and hash alike (frozen)."""
+        first = Problem("f", "/p", "m")
+        second = Problem("f", "/p", "m")
+
+        same = {first, second}
+
+        assert first == second
+        assert len(same) == 1
+
+
+class TestSpecError:
+    """SpecError carries every problem and is a ValueError."""
+
+    def test_problems_are_kept_in_order_as_a_tuple(self) -> None:
+        """.problems is a tuple of the problems given, in the order given."""
+        problems = [Problem("f", "/b", "second"), Problem("f", "/a", "first")]
+
+        error = SpecError(iter(problems))
+
+        assert error.problems == tuple(problems)
+
+    def test_message_counts_and_lists_every_problem(self) -> None:
+        """The message says how many problems and prints one per line."""
+        problems = [Problem("f", "/a", "one"), Problem("f", "", "two")]
+
+        error = SpecError(problems)
+
+        assert str(error) == "2 problems in spec:\nf: /a: one\nf: (root): two"
+
+    def test_one_problem_is_singular(self) -> None:
+        """A single problem reads '1 problem', not '1 problems'."""
+        problems = [Problem("f", "/a", "one")]
+
+        error = SpecError(problems)
+
+        assert str(error).startswith("1 problem in spec:\n")
+
+    def test_is_a_value_error_and_a_statepoll_error(self) -> None:
+        """Callers may catch SpecError as ValueError or as StatepollError."""
+        error = SpecError([Problem("f", "", "m")])
+
+        bases = (isinstance(error, ValueError), isinstance(error, StatepollError))
+
+        assert bases == (True, True)
+
+
+class TestUnknownSpecError:
+    """An unknown spec name is a LookupError that lists the built-in names."""
+
+    def test_unknown_name_lists_the_builtin_names(self) -> None:
+        """load_spec of a bare unknown name raises UnknownSpecError naming the built-ins."""
+        name = "no-such-service"
+
+        with pytest.raises(UnknownSpecError) as info:
+            load_spec(name)
+
+        assert info.value.name == name
+        assert info.value.known == builtin_names()
+        assert str(info.value) == (
+            "unknown spec 'no-such-service': not a file, and not a built-in spec "
+            "(built-in: azure-translator, mindee, oneclickdz)"
+        )
+
+    def test_is_a_lookup_error_and_a_statepoll_error(self) -> None:
+        """Callers may catch UnknownSpecError as LookupError or StatepollError."""
+        error = UnknownSpecError("x", ["a"])
+
+        bases = (isinstance(error, LookupError), isinstance(error, StatepollError))
+
+        assert bases == (True, True)
+
+
+class TestIllegalTransitionError:
+    """An illegal move carries the lifecycle and both states."""
+
+    def test_fields_and_message_name_the_refused_move(self) -> None:
+        """.lifecycle/.source/.dest are set and the message names the move."""
+        error = IllegalTransitionError("inference", "Processed", "Processing")
+
+        fields = (error.lifecycle, error.source, error.dest)
+
+        assert fields == ("inference", "Processed", "Processing")
+        assert str(error) == (
+            "illegal transition in lifecycle 'inference': 'Processed' -> 'Processing'"
+        )
+        assert isinstance(error, ValueError)
+        assert isinstance(error, StatepollError)
