@@ -83,7 +83,7 @@ def _to_problem(error: ValidationError, file: str) -> Problem:
         # jsonschema reports one error per missing property; its message is the
         # only place that names which.
         missing = _REQUIRED.match(error.message)
-        if missing is not None:
+        if missing is not None:  # pragma: no branch - jsonschema always words it so
             path.append(missing.group(1))
             message = f"required property {missing.group(1)!r} is missing"
     return Problem(file, join_pointer(path), message)
