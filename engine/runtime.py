@@ -21,9 +21,9 @@ import random
 import string
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 from urllib.parse import urljoin
 
 import attrs
@@ -43,7 +43,6 @@ from statemachines import (
 )
 
 from . import events as ev
-from .audit import AuditEntry, AuditSink, Redactor, open_audit, read_records
 from .errors import (
     CancelError,
     CredentialError,
@@ -66,6 +65,9 @@ from .policy import (
 from .remote import Remote, Reply, default_client, encode_path_value, origin, where
 from .scheduler import Clock, DueHeap, SystemClock
 from .store import JobStore, open_store
+
+if TYPE_CHECKING:
+    from .audit import AuditEntry, AuditSink, Redactor
 
 __all__ = ["AsyncEngine", "JobRef", "JobResult"]
 
@@ -145,7 +147,8 @@ class _Runtime:
     origin: tuple[str, str, int | None]
     auth: tuple[str, str] | None = attrs.field(repr=False)
     headers: dict[str, str]
-    redactor: Redactor = attrs.field(repr=False)
+    #: Only built when an audit log is configured.
+    redactor: Redactor | None = attrs.field(repr=False)
     slot: _ServiceSlot
     item: _Runtime | None = None
 
@@ -322,6 +325,8 @@ class AsyncEngine:
         self._state = "opened"
         self._wake = asyncio.Event()
         if self._audit_arg is not None:
+            from .audit import open_audit  # noqa: PLC0415 - the audit module loads only when used
+
             self._audit = (
                 open_audit(self._audit_arg, secrets=())
                 if isinstance(self._audit_arg, (str, os.PathLike))
@@ -507,7 +512,7 @@ class AsyncEngine:
 
     async def as_completed(
         self, jobs: Iterable[JobRef] | None = None, *, timeout: float | None = None
-    ) -> AsyncIterator[JobResult]:
+    ) -> AsyncGenerator[JobResult, None]:
         """Yield each job's result as it ends (errors as results with ``error`` set).
 
         Raises:
@@ -623,12 +628,19 @@ class AsyncEngine:
             origin=origin(base),
             auth=auth,
             headers=dict(service.headers),
-            redactor=Redactor.for_spec(spec, self._secrets),
+            redactor=self._redactor(spec),
             slot=slot,
         )
         if lifecycle.items is not None:
             rt.item = self._build_runtime(spec, lifecycle.items.lifecycle)
         return rt
+
+    def _redactor(self, spec: Spec) -> Redactor | None:
+        if self._audit is None:
+            return None
+        from .audit import Redactor  # noqa: PLC0415 - only jobs with an audit log need it
+
+        return Redactor.for_spec(spec, self._secrets)
 
     def _inputs(
         self, rt: _Runtime, given: Mapping[str, Any], *, for_submit: bool = True
@@ -1009,10 +1021,11 @@ class AsyncEngine:
                 delay = max(delay, clamp_retry_after(asked, schedule, scale))
         self._schedule(job, delay)
 
-    def _later(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)  # type: ignore[arg-type] # a Task of None
-        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type] # same
+    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Ending a job from the poll path must not recurse into it: run it next.
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _transient(
         self, job: _Job, error: RemoteError, reply: Reply | None
@@ -1667,7 +1680,13 @@ class AsyncEngine:
     ) -> None:
         if self._audit is None:
             return
+        from .audit import AuditEntry  # noqa: PLC0415 - see open()
+
         rt = job.rt
+        redactor = rt.redactor
+        if redactor is None:
+            redactor = rt.redactor = self._redactor(rt.spec)
+        assert redactor is not None  # noqa: S101 - an audit log exists here
         entry = AuditEntry(
             kind=kind,
             service=rt.spec.name,
@@ -1681,8 +1700,8 @@ class AsyncEngine:
             trigger=trigger,
             attempt=job.attempts,
             http_status=http_status,
-            observed=rt.redactor.redact(observed),
-            detail=rt.redactor.redact(dict(detail or {})),
+            observed=redactor.redact(observed),
+            detail=redactor.redact(dict(detail or {})),
         )
         self._append(entry)
         job.audit_seq += 1
@@ -1690,6 +1709,8 @@ class AsyncEngine:
     def _record_raw(self, **fields: Any) -> None:
         if self._audit is None:
             return
+        from .audit import AuditEntry  # noqa: PLC0415 - see open()
+
         rt = next(
             (r for r in self._runtimes.values() if r.spec.name == fields["service"]),
             None,
@@ -1734,6 +1755,7 @@ class AsyncEngine:
                 "deadline_wall": None
                 if job.deadline is None
                 else now_wall + (job.deadline - now_mono),
+                "due_wall": now_wall + (job.due - now_mono),
                 "links": job.links,
                 "inputs": {k: v for k, v in job.inputs.items() if _jsonable(v)},
                 "items": {k: v.state for k, v in (job.items or {}).items()},
@@ -1794,8 +1816,10 @@ class AsyncEngine:
                 job.deadline = self._clock.now() + (deadline_wall - time.time())
             self._jobs[key] = job
             self._record(job, "resumed", to_state=job.state, trigger="resume")
+            due_wall = snap.get("due_wall")
+            wait = 0.0 if due_wall is None else max(0.0, due_wall - time.time())
+            self._schedule_at(job, self._clock.now() + wait)
             self._persist(job)
-            self._schedule_at(job, self._clock.now())
         keys = [int(k[1:]) for k in self._jobs if k[1:].isdigit()]
         self._keys = itertools.count(max(keys, default=0) + 1)
 
@@ -1805,6 +1829,8 @@ class AsyncEngine:
         positions: dict[tuple[str, str, str], tuple[str | None, bool]] = {}
         if self._audit_path is None or not self._audit_path.exists():
             return positions
+        from .audit import read_records  # noqa: PLC0415 - see open()
+
         lifecycles: dict[tuple[str, str], str] = {}
         for record in read_records(self._audit_path):
             kind = record.get("kind")
