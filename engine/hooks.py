@@ -73,9 +73,6 @@ class HookRegistry:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             msg = f"unknown event {event!r}{hint} Known: {', '.join(EVENT_NAMES)}"
             raise ValueError(msg)
-        if not callable(fn):
-            msg = f"hook for {event!r} must be callable, got {type(fn).__name__}"
-            raise TypeError(msg)
         self._hooks.append(Hook(event, fn, service, lifecycle, state))
         self.wanted.update(EVENT_NAMES if event == "*" else (event,))
 

@@ -107,10 +107,14 @@ class Engine:
     ) -> Iterator[JobResult]:
         """Yield each job's result as it ends (see :meth:`AsyncEngine.as_completed`)."""
         agen = self._core.as_completed(jobs, timeout=timeout)
+
+        async def step() -> JobResult:
+            return await anext(agen)
+
         try:
             while True:
                 try:
-                    yield self._call(agen.__anext__)
+                    yield self._call(step)
                 except StopAsyncIteration:
                     return
         finally:
