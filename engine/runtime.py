@@ -30,6 +30,7 @@ import attrs
 
 from statemachines import (
     MISSING,
+    Input,
     Lifecycle,
     LifecycleMachine,
     Locator,
@@ -151,6 +152,19 @@ class _Runtime:
     redactor: Redactor | None = attrs.field(repr=False)
     slot: _ServiceSlot
     item: _Runtime | None = None
+    #: Derived once: the per-job hot path must not recompute them.
+    initial: str = attrs.field(init=False)
+    declared: dict[str, Input] = attrs.field(init=False, repr=False)
+    defaults: dict[str, Any] = attrs.field(init=False, repr=False)
+    required: tuple[str, ...] = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.initial = self.lifecycle.initial
+        self.declared = {i.name: i for i in self.lifecycle.inputs}
+        self.defaults = {
+            i.name: i.default for i in self.lifecycle.inputs if i.default is not None
+        }
+        self.required = tuple(i.name for i in self.lifecycle.inputs if i.required)
 
 
 class _Item:
@@ -196,7 +210,7 @@ class _Job:
         self.rt = rt
         self.job_id = job_id
         self.inputs = inputs
-        self.state = rt.lifecycle.initial
+        self.state = rt.initial
         self.attempts = 0
         self.state_attempts = 0
         self.failures = 0
@@ -645,7 +659,11 @@ class AsyncEngine:
     def _inputs(
         self, rt: _Runtime, given: Mapping[str, Any], *, for_submit: bool = True
     ) -> dict[str, Any]:
-        declared = {i.name: i for i in rt.lifecycle.inputs}
+        declared = rt.declared
+        if not given and not (for_submit and rt.required):
+            # The common case of adopting many jobs: every job shares one
+            # read-only defaults dict instead of building its own.
+            return rt.defaults
         unknown = [name for name in given if name not in declared]
         if unknown:
             name = unknown[0]
