@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -235,7 +236,16 @@ def main(
 
 def console_main() -> None:
     """Entry point of the ``statepoll`` script."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`statepoll run … | head`): not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT["ok"]
+    sys.exit(code)
 
 
 # -- specs, validate, diagram ------------------------------------------------------------

@@ -73,6 +73,9 @@ if TYPE_CHECKING:
 __all__ = ["AsyncEngine", "JobRef", "JobResult"]
 
 logger = logging.getLogger("statepoll.engine")
+# A library does not print: without the application's own logging set up,
+# records go nowhere (instead of Python's last-resort stderr handler).
+logging.getLogger("statepoll").addHandler(logging.NullHandler())
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_REDIRECTS = 5

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import attrs
 
@@ -167,7 +167,9 @@ class Faults:
     delay: float = 0.5
     #: ``"get"``: only GET requests (polls, results, lists) get faults;
     #: ``"all"``: submissions and cancels too.
-    scope: str = attrs.field(default="get", validator=attrs.validators.in_(("get", "all")))
+    scope: str = attrs.field(
+        default="get", validator=attrs.validators.in_(("get", "all"))
+    )
 
     @property
     def active(self) -> bool:
@@ -321,17 +323,23 @@ class FaultInjector:
     async def _control(self, path: str, send: Send) -> None:
         if path == CONTROL_PREFIX + "faults":
             payload = {"counts": self.counts, "requests": self.requests}
-            await _send_bytes(send, 200, json.dumps(payload).encode(), "application/json")
+            await _send_bytes(
+                send, 200, json.dumps(payload).encode(), "application/json"
+            )
         else:
             await _send_bytes(send, 404, b'{"detail": "not found"}', "application/json")
 
-    async def _inject(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _inject(
+        self, kind: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         if kind in ("429", "500", "502", "503"):
             status = int(kind)
             headers: list[tuple[bytes, bytes]] = []
             if status in (429, 503):
                 headers.append((b"retry-after", _seconds(self.faults.retry_after)))
-            body = json.dumps(self.profile.error_body(status, _REASONS[status])).encode()
+            body = json.dumps(
+                self.profile.error_body(status, _REASONS[status])
+            ).encode()
             await _send_bytes(send, status, body, "application/json", headers)
         elif kind == "html":
             await _send_bytes(send, 502, _HTML_PAGE, "text/html")
@@ -342,7 +350,10 @@ class FaultInjector:
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", b"64"),
+                    ],
                 }
             )
             msg = "simulated connection reset"
@@ -375,9 +386,19 @@ class FaultInjector:
 
         await self.app(scope, receive, capture)
         body = _rewrite_status(b"".join(chunks), self.profile.status_pointer, rewrite)
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers = [
+            (k, v)
+            for k, v in start.get("headers", [])
+            if k.lower() != b"content-length"
+        ]
         headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": start["status"],
+                "headers": headers,
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -428,7 +449,7 @@ class ServerHandle:
         self._server.should_exit = True
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> ServerHandle:
+    def __enter__(self) -> Self:
         """Return the handle itself."""
         return self
 
@@ -449,7 +470,9 @@ def _bind(port: int) -> socket.socket:
     return sock
 
 
-def serve(app: ASGIApp, port: int = 0, *, startup_timeout: float = 10.0) -> ServerHandle:
+def serve(
+    app: ASGIApp, port: int = 0, *, startup_timeout: float = 10.0
+) -> ServerHandle:
     """Serve ``app`` on 127.0.0.1 (``port=0`` picks a free port) in a thread.
 
     Returns a handle with the base URL; use it as a context manager.
@@ -472,7 +495,10 @@ def serve(app: ASGIApp, port: int = 0, *, startup_timeout: float = 10.0) -> Serv
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_DropSimulatedResets())
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"simulator:{chosen}", daemon=True
+        target=server.run,
+        kwargs={"sockets": [sock]},
+        name=f"simulator:{chosen}",
+        daemon=True,
     )
     thread.start()
     deadline = time.monotonic() + startup_timeout
