@@ -188,6 +188,7 @@ class _Job:
         "cancel_waiter",
         "deadline",
         "done",
+        "due",
         "failures",
         "generation",
         "in_flight",
@@ -218,6 +219,7 @@ class _Job:
         self.state_attempts = 0
         self.failures = 0
         self.deadline: float | None = None
+        self.due = 0.0
         self.generation = 0
         self.done = False
         self.in_flight = False
@@ -729,6 +731,7 @@ class AsyncEngine:
         self._schedule_at(job, due)
 
     def _schedule_at(self, job: _Job, due: float) -> None:
+        job.due = due
         job.generation += 1
         self._heap.push(due, job)
         if self._wake is not None:
