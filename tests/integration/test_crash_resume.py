@@ -71,7 +71,8 @@ def test_sigkill_at_random_points_then_resume_loses_and_repeats_nothing(
     # MSSIDN ending 03: PENDING -> HANDLING -> UNKNOWN_ERROR -> (hours later) FULFILLED.
     run = _statepoll(
         "run", "oneclickdz", "mobile_topup", "--base-url", simulator,
-        "--input", "plan_code=PREPAID_MOBILIS", "--input", "MSSIDN=0661234503", "--input", "amount=300",
+        "--input", "plan_code=PREPAID_MOBILIS", "--input", "MSSIDN=0661234503",
+        "--input", "amount=300",
         "--audit", str(audit), "--store", str(store), "--time-scale", SCALE,
         env=env,
     )  # fmt: skip
