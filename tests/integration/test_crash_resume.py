@@ -63,7 +63,7 @@ def _wait_for_submission(
 def test_sigkill_at_random_points_then_resume_loses_and_repeats_nothing(
     simulator: str, tmp_path: Path
 ) -> None:
-    """Kill run/resume several times (bounded), then resume to the end: one record per transition."""
+    """Kill run/resume at random points (bounded), resume to the end: one record a move."""
     audit = tmp_path / "audit.jsonl"
     store = tmp_path / "jobs.db"
     env = {"ONECLICKDZ_ACCESS_TOKEN": "sim-key"}
