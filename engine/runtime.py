@@ -832,21 +832,8 @@ class AsyncEngine:
 
     async def _poll(self, job: _Job) -> None:
         lifecycle = job.rt.lifecycle
-        request = lifecycle.poll.request
-        url = self._url(job, request, None)
-        reply = await self._send(job, request, url, self._params(job, request))
-        verdict = classify(
-            reply.status, lifecycle.errors, accepted=request.accepts(reply.status)
-        )
-        if verdict == "transient":
-            await self._transient(
-                job, self._status_error(job, reply, transient=True), reply
-            )
-            return
-        if verdict == "fatal":
-            await self._finish_error(
-                job, self._status_error(job, reply, transient=False), reply
-            )
+        reply = await self._fetch(job, lifecycle.poll.request, None)
+        if reply is None:
             return
         reply.json()  # a malformed body is transient: raises RemoteError(protocol)
         job.failures = 0
@@ -860,6 +847,27 @@ class AsyncEngine:
         if items is not None and items.refresh == "each_poll":
             await self._refresh_items(job)
         self._schedule_next(job, reply)
+
+    async def _fetch(
+        self, job: _Job, request: Request, links: Reply | None
+    ) -> Reply | None:
+        """Send ``request`` and classify the reply.
+
+        Returns the reply when it is to be read; ``None`` when a retryable or
+        fatal status was already handled (the job rescheduled or ended).
+        """
+        url = self._url(job, request, links)
+        reply = await self._send(job, request, url, self._params(job, request))
+        errors = job.rt.lifecycle.errors
+        verdict = classify(reply.status, errors, accepted=request.accepts(reply.status))
+        if verdict == "observe":
+            return reply
+        error = self._status_error(job, reply, transient=verdict == "transient")
+        if verdict == "transient":
+            await self._transient(job, error, reply)
+        else:
+            await self._finish_error(job, error, reply)
+        return None
 
     async def _apply(self, job: _Job, reply: Reply, *, trigger: str) -> None:
         """Read the state a response says and move the job (or report why not)."""
@@ -1268,23 +1276,8 @@ class AsyncEngine:
         spec_result = lifecycle.result
         if spec_result is not None and outcome in spec_result.on:
             job.phase = "result"
-            request = spec_result.request
-            url = self._url(job, request, reply)
-            fetched = await self._send(job, request, url, self._params(job, request))
-            verdict = classify(
-                fetched.status,
-                lifecycle.errors,
-                accepted=request.accepts(fetched.status),
-            )
-            if verdict == "transient":
-                await self._transient(
-                    job, self._status_error(job, fetched, transient=True), fetched
-                )
-                return
-            if verdict == "fatal":
-                await self._finish_error(
-                    job, self._status_error(job, fetched, transient=False), fetched
-                )
+            fetched = await self._fetch(job, spec_result.request, reply)
+            if fetched is None:
                 return
             result_body = fetched.json()
         result = JobResult(
