@@ -791,6 +791,7 @@ class AsyncEngine:
         task.add_done_callback(self._tasks.discard)
 
     async def _step(self, job: _Job) -> None:
+        phase = job.phase
         try:
             if job.phase == "cancel":
                 await self._do_cancel(job)
@@ -818,6 +819,10 @@ class AsyncEngine:
             )
         finally:
             job.in_flight = False
+            if phase != "cancel" and job.phase == "cancel" and not job.done:
+                # cancel() arrived while this step's request was on the wire:
+                # send the cancel next, whatever this step scheduled.
+                self._schedule_at(job, self._clock.now())
             slot = job.rt.slot
             slot.in_flight -= 1
             self._in_flight -= 1
