@@ -17,7 +17,9 @@ def _job(status: str) -> dict[str, Any]:
 
 def test_redirect_is_the_signal_for_processed() -> None:
     """Mindee's 302 means Processed, whatever the body says."""
-    seen = observe(MINDEE, 302, {"location": "/r"}, _job("Processing"), default_policy="reject")
+    seen = observe(
+        MINDEE, 302, {"location": "/r"}, _job("Processing"), default_policy="reject"
+    )
 
     assert seen.state == "Processed"
     assert seen.raw == 302
@@ -51,7 +53,10 @@ def test_skip_falls_through_to_the_next_rule() -> None:
         ObserveRule(pointer="/b", mapping=(("y", "Y"),)),
     )
 
-    assert observe(rules, 200, {}, {"a": "?", "b": "y"}, default_policy="reject").state == "Y"
+    assert (
+        observe(rules, 200, {}, {"a": "?", "b": "y"}, default_policy="reject").state
+        == "Y"
+    )
 
 
 def test_several_fields_together() -> None:
@@ -65,11 +70,25 @@ def test_several_fields_together() -> None:
     )
     rules = (
         ObserveRule(when=done_ok, state="Succeeded"),
-        ObserveRule(pointer="/status", mapping=(("completed", "Failed"), ("queued", "Queued"))),
+        ObserveRule(
+            pointer="/status", mapping=(("completed", "Failed"), ("queued", "Queued"))
+        ),
     )
 
-    ok = observe(rules, 200, {}, {"status": "completed", "conclusion": "neutral"}, default_policy="reject")
-    bad = observe(rules, 200, {}, {"status": "completed", "conclusion": "failure"}, default_policy="reject")
+    ok = observe(
+        rules,
+        200,
+        {},
+        {"status": "completed", "conclusion": "neutral"},
+        default_policy="reject",
+    )
+    bad = observe(
+        rules,
+        200,
+        {},
+        {"status": "completed", "conclusion": "failure"},
+        default_policy="reject",
+    )
 
     assert ok.state == "Succeeded"
     assert bad.state == "Failed"
@@ -77,10 +96,14 @@ def test_several_fields_together() -> None:
 
 def test_header_presence_and_exists_conditions() -> None:
     """Header presence and pointer existence conditions."""
-    assert holds(Condition(kind="header", header="location"), 200, {"location": "/x"}, None)
+    assert holds(
+        Condition(kind="header", header="location"), 200, {"location": "/x"}, None
+    )
     assert not holds(Condition(kind="header", header="location"), 200, {}, None)
     assert holds(Condition(kind="exists", pointer="/r", exists=True), 200, {}, {"r": 1})
-    assert holds(Condition(kind="exists", pointer="/r", exists=False), 200, {}, {"r": None})
+    assert holds(
+        Condition(kind="exists", pointer="/r", exists=False), 200, {}, {"r": None}
+    )
 
 
 def test_boolean_true_does_not_equal_one() -> None:
@@ -96,7 +119,10 @@ def test_any_condition() -> None:
     """An 'any' condition needs one child."""
     condition = Condition(
         kind="any",
-        children=(Condition(kind="status", status=(201,)), Condition(kind="status", status=(202,))),
+        children=(
+            Condition(kind="status", status=(201,)),
+            Condition(kind="status", status=(202,)),
+        ),
     )
 
     assert holds(condition, 202, {}, None)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -17,7 +17,14 @@ from engine.policy import (
     retry_delay,
 )
 from statemachines import load_spec
-from statemachines.spec import Backoff, Errors, Jitter, RetryAfter, RetryBackoff, Schedule
+from statemachines.spec import (
+    Backoff,
+    Errors,
+    Jitter,
+    RetryAfter,
+    RetryBackoff,
+    Schedule,
+)
 
 
 def test_retry_status_wins_over_acceptance() -> None:
@@ -45,7 +52,9 @@ def test_accepted_status_is_observed() -> None:
     assert classify(302, Errors(), accepted=True) == "observe"
 
 
-@pytest.mark.parametrize(("value", "expected"), [("0", 0.0), ("7", 7.0), (" 2.5 ", 2.5), ("-3", 0.0)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("0", 0.0), ("7", 7.0), (" 2.5 ", 2.5), ("-3", 0.0)]
+)
 def test_retry_after_seconds_are_read(value: str, expected: float) -> None:
     """Retry-After in delta-seconds; negative means now."""
     assert parse_retry_after(value, now_wall=0.0) == expected
@@ -63,7 +72,10 @@ def test_retry_after_date_in_the_past_means_now() -> None:
     """An HTTP-date already passed asks for no wait."""
     header = "Wed, 21 Oct 2015 07:28:00 GMT"
 
-    assert parse_retry_after(header, now_wall=datetime(2026, 1, 1, tzinfo=UTC).timestamp()) == 0.0
+    assert (
+        parse_retry_after(header, now_wall=datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+        == 0.0
+    )
 
 
 @pytest.mark.parametrize("value", [None, "", "soon", "nan", "inf"])
@@ -131,7 +143,9 @@ def test_full_jitter_stays_within_zero_and_delay() -> None:
 
 def test_proportional_jitter_stays_within_ratio() -> None:
     """Proportional jitter keeps the delay within ±ratio."""
-    schedule = Schedule(jitter=Jitter(kind="proportional", ratio=0.1), backoff=Backoff())
+    schedule = Schedule(
+        jitter=Jitter(kind="proportional", ratio=0.1), backoff=Backoff()
+    )
     rng = random.Random(2)
 
     draws = [jittered(10.0, schedule, rng) for _ in range(500)]

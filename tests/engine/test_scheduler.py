@@ -45,7 +45,13 @@ def test_rescheduled_item_leaves_a_stale_entry_that_is_skipped() -> None:
 
 @pytest.mark.parametrize(
     ("value", "encoded"),
-    [("abc", "abc"), ("../admin", "..%2Fadmin"), ("..", "%2E%2E"), (".", "%2E"), ("a b?c#d", "a%20b%3Fc%23d")],
+    [
+        ("abc", "abc"),
+        ("../admin", "..%2Fadmin"),
+        ("..", "%2E%2E"),
+        (".", "%2E"),
+        ("a b?c#d", "a%20b%3Fc%23d"),
+    ],
 )
 def test_path_values_cannot_change_the_path(value: str, encoded: str) -> None:
     """Job ids are percent-encoded; slashes and dot segments stay literal."""

@@ -10,13 +10,23 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from engine import AsyncEngine, JobRef, JobResult
-from engine.simulators import ServerHandle
+from engine import (
+    AsyncEngine,
+    InputError,
+    JobFailed,
+    JobRef,
+    JobResult,
+    JobTimedOut,
+    RemoteError,
+)
+from engine.audit import read_records, verify_log
+from engine.simulators import ServerHandle, parse_faults
 from statemachines import Outcome, Spec
 from tests.integration.conftest import (
     API_KEY,
@@ -227,6 +237,9 @@ async def test_cancel_goes_through_cancelling_to_cancelled(
     assert moves[-2][0] in {"NotStarted", "Running"}
     assert moves[-2:] == [(moves[-2][0], "Cancelling"), ("Cancelling", "Cancelled")]
     assert "Cancelled" in result.items.values()
+    with pytest.raises(JobFailed) as info:
+        result.raise_for_outcome()
+    assert info.value.outcome == "cancelled"
 
 
 @pytest.mark.anyio
@@ -362,3 +375,147 @@ async def test_item_filters_restrict_the_tracked_documents(
     assert sorted(result.items) == failed
     assert len(failed) == 2
     assert set(result.items.values()) == {"Failed"}
+
+
+@pytest.mark.anyio
+async def test_cancel_after_the_batch_reached_its_end_returns_false(
+    server: ServerHandle,
+) -> None:
+    """cancel() of a batch already in a terminal state returns False, items pending or not."""
+    async with engine_for("azure-translator", server, SCALE) as engine:
+        job = await engine.submit(
+            "azure-translator", "batch", _inputs("docs=3&faildocs=0")
+        )
+        asked: list[asyncio.Task[bool]] = []
+
+        def cancel_on_success(_event: object) -> None:
+            # The batch is Succeeded but its documents are still being listed:
+            # the job has ended on the service, so there is nothing to cancel.
+            asked.append(asyncio.get_running_loop().create_task(engine.cancel(job)))
+
+        engine.on("entered", cancel_on_success, state="Succeeded")
+
+        result = await engine.wait(job, timeout=TIMEOUT)
+        accepted = await asyncio.wait_for(asked[0], TIMEOUT)
+
+    assert result.state == "Succeeded"
+    assert accepted is False
+
+
+@pytest.mark.anyio
+async def test_wait_timeout_stops_polling_the_batch(
+    server: ServerHandle,
+    requests_seen: tuple[httpx.AsyncClient, list[httpx.URL]],
+) -> None:
+    """wait(timeout=) raises JobTimedOut and no request for the job follows."""
+    client, seen = requests_seen
+    async with engine_for("azure-translator", server, SCALE, client=client) as engine:
+        job = await engine.submit("azure-translator", "batch", _inputs("docs=20"))
+        with pytest.raises(JobTimedOut) as info:
+            await engine.wait(job, timeout=0.05)
+        sent = len(seen)
+
+        await asyncio.sleep(0.3)  # many poll intervals at this scale
+
+    assert info.value.last_state in {"NotStarted", "Running"}
+    assert len(seen) == sent
+
+
+@pytest.mark.anyio
+async def test_wrong_key_is_refused_with_the_azure_error_code(
+    server: ServerHandle,
+) -> None:
+    """The key goes in Ocp-Apim-Subscription-Key: a wrong one is a 401 status error."""
+    async with engine_for("azure-translator", server, SCALE, key="wrong") as engine:
+        with pytest.raises(RemoteError) as info:
+            await engine.submit("azure-translator", "batch", _inputs("docs=1"))
+
+    assert (info.value.kind, info.value.status, info.value.code) == (
+        "status",
+        401,
+        "401",
+    )
+    assert info.value.remote_message is not None
+    assert info.value.remote_message.startswith("Access denied")
+
+
+@pytest.mark.anyio
+async def test_unsupported_api_version_reports_the_inner_error_code(
+    server: ServerHandle,
+) -> None:
+    """A 400 submit answer names the innerError code (the spec's first code pointer)."""
+    async with engine_for("azure-translator", server, SCALE) as engine:
+        with pytest.raises(RemoteError) as info:
+            await engine.submit(
+                "azure-translator",
+                "batch",
+                {**_inputs("docs=1"), "api_version": "2023-01-01"},
+            )
+
+    assert (info.value.status, info.value.code) == (400, "InvalidApiVersion")
+
+
+@pytest.mark.anyio
+async def test_faults_while_paging_still_track_every_document_once() -> None:
+    """503s and a reset in the middle of the document pages are retried; no item is lost."""
+    faults = parse_faults("503@4+9+15,reset@12,retry-after=0")
+    with simulator(
+        "azure-translator", seed=32, time_scale=SCALE, faults=faults
+    ) as handle:
+        async with engine_for("azure-translator", handle, SCALE) as engine:
+            log = EventLog.attach(engine)
+
+            job, result = await _run(
+                engine, _inputs("docs=11&faildocs=0"), _variant("2024-05-01", 3)
+            )
+        async with httpx.AsyncClient(base_url=handle.url) as client:
+            counts = (await client.get("/_sim/faults")).json()["counts"]
+        listed = await _documents(handle, job.job_id)
+
+    moves = log.item_moves()
+    assert result.state == "Succeeded"
+    assert (counts["503"], counts["reset"]) == (3, 1)
+    assert sorted(result.items) == sorted(d["id"] for d in listed)
+    assert set(result.items.values()) == {"Succeeded"}
+    assert all(Counter(chain).most_common(1)[0][1] == 1 for chain in moves.values())
+
+
+@pytest.mark.anyio
+async def test_unknown_item_filter_is_refused_before_submitting(
+    server: ServerHandle,
+    requests_seen: tuple[httpx.AsyncClient, list[httpx.URL]],
+) -> None:
+    """A misspelt item filter is an InputError, raised before any batch is created."""
+    client, seen = requests_seen
+    async with engine_for("azure-translator", server, SCALE, client=client) as engine:
+        with pytest.raises(InputError) as info:
+            await engine.submit(
+                "azure-translator",
+                "batch",
+                _inputs("docs=2"),
+                item_filters={"status": ["Failed"]},
+            )
+
+    assert "statuses" in str(info.value)
+    assert seen == []
+
+
+@pytest.mark.anyio
+async def test_audit_log_of_cancelled_and_paged_batches_verifies(
+    server: ServerHandle, tmp_path: Path
+) -> None:
+    """Item transitions, cancels and a spec variant's records pass verify."""
+    path = tmp_path / "audit.jsonl"
+    paged = _variant("2024-05-01", 2)
+    async with engine_for("azure-translator", server, SCALE, audit=path) as engine:
+        cancelled = await engine.submit("azure-translator", "batch", _inputs("docs=8"))
+        accepted = await asyncio.wait_for(engine.cancel(cancelled), TIMEOUT)
+        _, paged_result = await _run(engine, _inputs("docs=5&faildocs=1"), paged)
+        cancelled_result = await engine.wait(cancelled, timeout=TIMEOUT)
+
+    kinds = Counter(record["kind"] for record in read_records(path))
+    assert accepted is True
+    assert (cancelled_result.state, paged_result.state) == ("Cancelled", "Succeeded")
+    assert verify_log(path, specs=[paged]) == []
+    assert kinds["item_transition"] >= 5 * 2
+    assert kinds["completed"] == 2

@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import JobFailed, RemoteError
+from engine import Engine, JobFailed, RemoteError
 from engine.simulators import ServerHandle, parse_faults
 from statemachines import Outcome
 from tests.integration.conftest import (
     API_KEY,
+    CRED_ENV,
     EventLog,
     engine_for,
     simulator,
@@ -290,3 +291,55 @@ async def test_many_jobs_complete_concurrently(server: ServerHandle) -> None:
     assert [results[j.job_id].state for j in jobs] == [
         "Processed" if alias == "sim-processed" else "Failed" for alias in aliases
     ]
+
+
+def test_blocking_engine_runs_a_job_to_its_result(server: ServerHandle) -> None:
+    """The blocking Engine submits and waits like its async twin."""
+    with Engine(
+        base_urls={"mindee": server.url},
+        env={CRED_ENV["mindee"]: API_KEY},
+        time_scale=SCALE,
+    ) as engine:
+        job = engine.submit(
+            "mindee", "inference", model_id=MODEL_ID, file=PDF, alias="sim-processed"
+        )
+
+        result = engine.wait(job, timeout=TIMEOUT)
+
+    assert result.state == "Processed"
+    assert result.result["inference"]["job"]["id"] == job.job_id
+
+
+@pytest.mark.anyio
+async def test_links_to_a_foreign_host_are_refused_without_sending_the_key() -> None:
+    """A polling_url on another host is refused (protocol error); nothing is sent there."""
+    seen: list[httpx.URL] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(request.url)
+
+    # The engine runs faster than usual: only its retry pacing matters here
+    # (eight retries of the refused poll, 121 s unscaled).
+    scale = 0.002
+    with simulator(
+        "mindee", seed=3, time_scale=SCALE, public_base_url="https://mindee.invalid"
+    ) as handle:
+        async with (
+            httpx.AsyncClient(event_hooks={"request": [record]}) as client,
+            engine_for("mindee", handle, scale, client=client) as engine,
+        ):
+            job = await engine.submit(
+                "mindee",
+                "inference",
+                model_id=MODEL_ID,
+                file=PDF,
+                alias="sim-processed",
+            )
+
+            with pytest.raises(RemoteError) as info:
+                await engine.wait(job, timeout=TIMEOUT)
+
+    assert info.value.kind == "protocol"
+    assert "foreign host" in str(info.value)
+    assert {url.host for url in seen} == {"127.0.0.1"}
+    assert [url.path for url in seen] == ["/v2/products/extraction/enqueue"]

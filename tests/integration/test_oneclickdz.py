@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine import RemoteError
+from engine.audit import read_records, verify_log
 from engine.simulators import ServerHandle
 from statemachines import Outcome
 from tests.integration.conftest import EventLog, engine_for, simulator
@@ -273,3 +275,35 @@ async def test_card_codes_never_reach_the_log(
     assert len(secrets) == 2 + 2 * 2
     assert engine_lines  # the engine did log its transitions
     assert [s for s in secrets if s in caplog.text] == []
+
+
+@pytest.mark.anyio
+async def test_audit_log_of_every_lifecycle_verifies_and_holds_no_card_code(
+    server: ServerHandle, tmp_path: Path
+) -> None:
+    """A real run's audit log passes verify (chain and legality) and has no card code."""
+    path = tmp_path / "audit.jsonl"
+    async with engine_for("oneclickdz", server, SCALE, audit=path) as engine:
+        jobs = [
+            await engine.submit("oneclickdz", "mobile_topup", _mobile("01")),
+            await engine.submit(
+                "oneclickdz", "internet_topup", _internet("ADSL", "01")
+            ),
+            await engine.submit(
+                "oneclickdz",
+                "gift_card",
+                productId=PRODUCT,
+                typeId="type_002",
+                quantity=3,
+            ),
+        ]
+
+        results = [await engine.wait(j, timeout=TIMEOUT) for j in jobs]
+
+    text = path.read_text(encoding="utf-8")
+    secrets = [s for r in results for s in _secrets(r.response)]
+    assert [r.state for r in results] == ["FULFILLED", "FULFILLED", "PARTIALLY_FILLED"]
+    assert verify_log(path) == []
+    assert [r["kind"] for r in read_records(path)].count("completed") == 3
+    assert secrets
+    assert [s for s in secrets if s in text] == []
