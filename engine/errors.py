@@ -120,10 +120,13 @@ class RemoteError(JobError):
         remote_message: str | None = None,
         job: JobRef | None = None,
         last_state: str | None = None,
+        retryable: bool = True,
     ) -> None:
         """Carry the classification and the service's own error code and message."""
         super().__init__(message, job=job, last_state=last_state)
         self.kind: RemoteKind = kind
+        #: False when retrying cannot help (a link to a foreign host stays foreign).
+        self.retryable = retryable
         self.status = status
         self.code = code
         self.remote_message = remote_message

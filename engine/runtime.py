@@ -453,6 +453,7 @@ class AsyncEngine:
             msg = f"{_name(rt)} has no submit; use track() with an existing id"
             raise InputError(msg)
         values = self._inputs(rt, {**(inputs or {}), **more_inputs})
+        _check_filters(rt, item_filters)
         reply = await self._send_submit(rt, values)
         job_id = self._locate(submit.job_id, reply, None)
         if not job_id:
@@ -490,6 +491,7 @@ class AsyncEngine:
         await self._ensure_open("track")
         rt = self._runtime(spec, lifecycle)
         values = self._inputs(rt, {**(inputs or {}), **more_inputs}, for_submit=False)
+        _check_filters(rt, item_filters)
         job = self._new_job(rt, str(job_id), values, item_filters)
         if state is not None:
             if state not in rt.lifecycle.state_names:
@@ -570,7 +572,8 @@ class AsyncEngine:
         if cancel is None:
             msg = f"{_name(record.rt)} cannot be cancelled (the spec has no cancel)"
             raise CancelError(msg)
-        if record.done:
+        if record.done or record.rt.lifecycle.state(record.state).terminal:
+            # Ended, or ending (fetching its result or final items): too late.
             return False
         if record.state not in cancel.from_states:
             allowed = ", ".join(cancel.from_states)
@@ -804,7 +807,10 @@ class AsyncEngine:
             else:
                 await self._poll(job)
         except RemoteError as exc:
-            await self._transient(job, exc, None)
+            if exc.retryable:
+                await self._transient(job, exc, None)
+            else:
+                await self._finish_error(job, exc, None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -1128,9 +1134,7 @@ class AsyncEngine:
             params[paging.page_size_param] = str(paging.page_size)
         for flt in (job.item_filters or {}).items():
             name, value = flt
-            declared = next((f for f in items.filters if f.name == name), None)
-            if declared is None:
-                continue
+            declared = next(f for f in items.filters if f.name == name)
             if isinstance(value, (list, tuple)):
                 value = ",".join(str(v) for v in value)
             params[declared.param] = str(value)
@@ -1154,6 +1158,9 @@ class AsyncEngine:
                 raise RemoteError(msg, kind="protocol", status=reply.status)
             for entry in entries:
                 await self._item_seen(job, item_rt, entry, reply)
+            # A good page proves the service answers: a long listing must not
+            # use up the retry budget on faults spread across its pages.
+            job.failures = 0
             pages += 1
             skip += len(entries)
             url, params = self._next_page(
@@ -1571,7 +1578,7 @@ class AsyncEngine:
             elif rt.lifecycle.policy.foreign_links == "refuse":
                 host = rt.origin[1]
                 msg = f"refused a link to a foreign host ({where(url)}); the spec's is {host}"
-                raise RemoteError(msg, kind="protocol")
+                raise RemoteError(msg, kind="protocol", retryable=False)
             # else: anonymous; credentials only ever go to the spec's own host.
             reply = await self._remote.send(
                 method,
@@ -1905,6 +1912,26 @@ class AsyncEngine:
             "lifecycle": job.rt.lifecycle.name,
             "job_id": job.job_id,
         }
+
+
+def _check_filters(rt: _Runtime, filters: Mapping[str, Any] | None) -> None:
+    """Refuse unknown item filters before anything is sent (a typo must not widen a listing)."""
+    if not filters:
+        return
+    items = rt.lifecycle.items
+    if items is None:
+        msg = f"{_name(rt)} has no items to filter"
+        raise InputError(msg)
+    declared = [f.name for f in items.filters]
+    for name in filters:
+        if name not in declared:
+            close = difflib.get_close_matches(name, declared, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ";"
+            names = ", ".join(declared)
+            msg = (
+                f"unknown item filter {name!r} for {_name(rt)}{hint} Declared: {names}"
+            )
+            raise InputError(msg)
 
 
 def _name(rt: _Runtime) -> str:

@@ -133,6 +133,8 @@ class _Batch:
 
     def doc_state(self, doc: _Doc, now: float) -> str:
         t = now - self.created
+        if self.validation:
+            return "NotStarted" if t < self.not_started else "ValidationFailed"
         if self.cancel_at is not None and self.cancel_done is not None:
             cut = self.cancel_at - self.created
             if cut < doc.end:  # not finished when the cancel arrived
@@ -372,7 +374,7 @@ class _Sim:
             "status": state,
             "summary": {
                 "total": len(states),
-                "failed": states.count("Failed"),
+                "failed": states.count("Failed") + states.count("ValidationFailed"),
                 "success": states.count("Succeeded"),
                 "inProgress": states.count("Running") + states.count("Cancelling"),
                 "notYetStarted": states.count("NotStarted"),

@@ -220,13 +220,15 @@ async def test_refused_batch_is_validation_failed(server: ServerHandle) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ["2024-05-01", "v1.0"])
 async def test_cancel_goes_through_cancelling_to_cancelled(
-    server: ServerHandle,
+    server: ServerHandle, flavour: str
 ) -> None:
     """cancel() is accepted; the batch moves → Cancelling → Cancelled (outcome cancelled)."""
+    spec = _variant(flavour, 50)
     async with engine_for("azure-translator", server, SCALE) as engine:
         log = EventLog.attach(engine)
-        job = await engine.submit("azure-translator", "batch", _inputs("docs=20"))
+        job = await engine.submit(spec, "batch", _inputs("docs=20"))
 
         accepted = await asyncio.wait_for(engine.cancel(job), TIMEOUT)
         result = await engine.wait(job, timeout=TIMEOUT)
