@@ -79,6 +79,8 @@ logging.getLogger("statepoll").addHandler(logging.NullHandler())
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_REDIRECTS = 5
+#: Key in a job's links of the poll URL taken from the previous poll's response.
+_NEXT_POLL = "poll:last"
 _Phase = Literal["poll", "items", "result", "cancel"]
 
 
@@ -850,7 +852,7 @@ class AsyncEngine:
         job.failures = 0
         job.attempts += 1
         job.state_attempts += 1
-        job.last = reply
+        self._remember_poll_link(job, reply)
         await self._apply(job, reply, trigger="poll")
         if job.done or job.phase != "poll":
             return
@@ -1469,7 +1471,26 @@ class AsyncEngine:
         values["job_id"] = encode_path_value(job.job_id)
         return values
 
+    def _remember_poll_link(self, job: _Job, reply: Reply) -> None:
+        """Keep the next poll's URL when the spec takes it from each poll's response.
+
+        Only the link is kept, not the reply: an idle job must stay small.
+        """
+        request = job.rt.lifecycle.poll.request
+        last = tuple(loc for loc in request.url if loc.response == "last")
+        if not last:
+            return
+        link = self._locate(last, reply, None)
+        if link:
+            job.links = {**(job.links or {}), _NEXT_POLL: link}
+
     def _url(self, job: _Job, request: Request, reply: Reply | None) -> str:
+        if (
+            request is job.rt.lifecycle.poll.request
+            and job.links
+            and _NEXT_POLL in job.links
+        ):
+            return urljoin(job.rt.base_url + "/", job.links[_NEXT_POLL])
         if request.url:
             link = self._locate(request.url, reply, job)
             if link:
