@@ -1,0 +1,108 @@
+"""The command line's contract: DESIGN's verbs, exit codes, README coverage."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import EXIT, main
+
+ROOT = Path(__file__).resolve().parents[2]
+VERBS = (
+    "specs",
+    "validate",
+    "diagram",
+    "simulate",
+    "run",
+    "track",
+    "resume",
+    "demo",
+    "audit",
+)
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_exit_codes_are_designs_table() -> None:
+    """The exit codes are the ones DESIGN's command-line table promises."""
+    assert EXIT == {"ok": 0, "outcome": 1, "usage": 2, "timeout": 3, "remote": 4}
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_help_and_is_in_the_readme(
+    verb: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each verb of DESIGN's table exists, has --help text, and the README mentions it."""
+    code = main([verb, "--help"])
+    text = capsys.readouterr().out
+
+    assert code == 0
+    assert "usage: statepoll" in text
+    assert f"statepoll {verb}" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_specs_lists_every_builtin_lifecycle() -> None:
+    """`specs` lists the three built-in specs and their six lifecycles."""
+    code, out, _ = _run("specs")
+
+    assert code == 0
+    for name in ("mindee", "oneclickdz", "azure-translator", "inference", "mobile_topup",
+                 "internet_topup", "gift_card", "batch", "document"):  # fmt: skip
+        assert name in out
+
+
+def test_validate_is_zero_for_builtins_and_one_with_pointed_problems(
+    tmp_path: Path,
+) -> None:
+    """`validate` exits 0 for valid specs, 1 with FILE: /pointer: message lines otherwise."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"spec_version": "1", "service": {"name": "x"}, "lifecycles": {}}')
+
+    ok = _run("validate", "mindee", "oneclickdz", "azure-translator")
+    code, out, _ = _run("validate", str(bad))
+
+    assert ok[0] == 0
+    assert code == 1
+    assert (
+        f"{bad}: /service/base_url: required property 'base_url' is missing"
+        in out.splitlines()
+    )
+
+
+def test_unknown_spec_is_a_usage_error() -> None:
+    """An unknown spec name exits 2 and lists the built-in names."""
+    code, _, err = _run("diagram", "nope")
+
+    assert code == 2
+    assert "mindee" in err
+
+
+def test_diagram_prints_mermaid() -> None:
+    """`diagram` prints a Mermaid stateDiagram-v2 of the lifecycle."""
+    code, out, _ = _run("diagram", "mindee", "inference")
+
+    assert code == 0
+    assert out.startswith("stateDiagram-v2\n")
+    assert "    Processing --> Processed" in out
+
+
+def test_python_dash_m_engine_is_the_command() -> None:
+    """`python -m engine` runs the same command."""
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "specs"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0
+    assert "azure-translator" in done.stdout
