@@ -1565,19 +1565,9 @@ class AsyncEngine:
         return links or None
 
     async def _send(
-        self,
-        job: _Job,
-        request: Request,
-        url: str,
-        params: Mapping[str, str] | None,
-        *,
-        json_body: Any = None,
-        data: Mapping[str, Any] | None = None,
-        files: Mapping[str, Any] | None = None,
+        self, job: _Job, request: Request, url: str, params: Mapping[str, str] | None
     ) -> Reply:
-        return await self._send_rt(
-            job.rt, request, url, params, json_body=json_body, data=data, files=files
-        )
+        return await self._send_rt(job.rt, request, url, params)
 
     async def _send_rt(
         self,
