@@ -36,7 +36,8 @@ def holds(  # noqa: PLR0911 - one return per condition kind reads best
     if kind == "status":
         return status in condition.status
     if kind == "header":
-        return condition.header is not None and condition.header in headers
+        # Reply headers are keyed in lower case; spec names may be any case.
+        return condition.header is not None and condition.header.lower() in headers
     if kind == "all":
         return all(holds(c, status, headers, body) for c in condition.children)
     if kind == "any":

@@ -8,7 +8,7 @@ query strings and next links can carry tokens.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -23,12 +23,15 @@ __all__ = [
     "Reply",
     "default_client",
     "encode_path_value",
+    "header_map",
     "origin",
     "where",
 ]
 
 #: Response bodies larger than this are refused (protocol error).
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+#: Parsed URLs (and prepared header sets) kept for reuse.
+_URL_CACHE = 4096
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -59,7 +62,12 @@ def encode_path_value(value: object) -> str:
 
 @attrs.define(slots=True)
 class Reply:
-    """A response read in full (within the body cap)."""
+    """A response read in full (within the body cap).
+
+    ``headers`` are keyed by lower-case name, repeated headers joined with
+    ", " (as ``httpx.Headers`` reads them): a plain dict, because the engine
+    looks several up on every poll and httpx's lookups scan every header.
+    """
 
     status: int
     headers: Mapping[str, str]
@@ -113,7 +121,24 @@ def default_client(max_connections: int = 64) -> httpx.AsyncClient:
 
 
 class Remote:
-    """Sends requests through one ``httpx.AsyncClient`` and reads replies."""
+    """Sends requests through one ``httpx.AsyncClient`` and reads replies.
+
+    The engine does by itself what ``AsyncClient.send`` adds on top of the
+    transport: it follows redirects hop by hop, puts its credential on each
+    request to the spec's own host, and keeps no cookies. So, when the client
+    has no ``auth``, cookies or event hooks of its own, a request goes
+    straight to the client's transport (the one its mounts pick for the URL,
+    resolved once per origin) with the client's headers and timeouts; that
+    skips the client's per-request URL merging and its auth, redirect and
+    cookie generators, measured as more than half of a poll's time over a fast
+    transport (``bench/throughput.py``). Otherwise, and with any httpx that
+    lacks the private ``_transport_for_url``, requests go through
+    ``client.send`` so that whatever the caller configured applies.
+
+    Either way the engine sends absolute URLs with the spec's timeout: the
+    client's ``base_url``, ``params`` and ``timeout`` do not apply, and its
+    headers are read the first time each distinct header set is sent.
+    """
 
     def __init__(
         self, client: httpx.AsyncClient, *, max_body: int = DEFAULT_MAX_BODY
@@ -121,13 +146,33 @@ class Remote:
         """Use ``client`` (not owned: the caller closes it)."""
         self.client = client
         self.max_body = max_body
+        self._transports: dict[
+            tuple[str, str, int | None], httpx.AsyncBaseTransport
+        ] = {}
+        self._timeouts: dict[float, dict[str, float | None]] = {}
+        # Parsed once and reused: a job polls the same URL again and again,
+        # and parsing one costs as much as the rest of building its request.
+        self._urls: dict[str, httpx.URL] = {}
+        self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
+
+    def direct(self) -> bool:
+        """Whether requests may skip ``client.send`` (see the class docstring)."""
+        client = self.client
+        hooks = client.event_hooks
+        return (
+            client.auth is None
+            and not hooks["request"]
+            and not hooks["response"]
+            and not client.cookies
+            and hasattr(client, "_transport_for_url")
+        )
 
     async def send(
         self,
         method: str,
         url: str,
         *,
-        headers: Mapping[str, str],
+        headers: tuple[tuple[str, str], ...],
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         data: Mapping[str, Any] | None = None,
@@ -136,26 +181,45 @@ class Remote:
     ) -> Reply:
         """Send one request and read its reply (no redirects followed).
 
+        ``headers`` are the request's own, as a tuple so that the prepared
+        headers (the client's merged with these) are built once per distinct
+        set; they override the client's headers of the same name.
+
         Raises:
             RemoteError: kind ``transport`` for connection faults and timeouts,
-                ``protocol`` for an over-large body.
+                ``protocol`` for an over-large body or an invalid URL.
         """
         try:
-            request = self.client.build_request(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                json=json_body,
-                data=data,
-                files=files,
-                timeout=timeout,
-            )
-            response = await self.client.send(
-                request, stream=True, follow_redirects=False
-            )
+            if self.direct():
+                request = httpx.Request(
+                    method,
+                    self._url(url) if not params else url,
+                    params=params,
+                    headers=self._prepared(headers),
+                    json=json_body,
+                    data=data,
+                    files=files,
+                    extensions={"timeout": self._timeout(timeout)},
+                )
+                transport = self._transport(request.url)
+                response = await transport.handle_async_request(request)
+            else:
+                request = self.client.build_request(
+                    method,
+                    url,
+                    headers=dict(headers),
+                    params=params,
+                    json=json_body,
+                    data=data,
+                    files=files,
+                    timeout=timeout,
+                )
+                response = await self.client.send(
+                    request, stream=True, follow_redirects=False
+                )
             try:
-                body = await self._read(response, url)
+                got = header_map(response.headers)
+                body = await self._read(response, got, url)
             finally:
                 await response.aclose()
         except httpx.TimeoutException as exc:
@@ -169,10 +233,49 @@ class Remote:
         except httpx.InvalidURL as exc:
             msg = f"invalid URL for {where(url)}"
             raise RemoteError(msg, kind="protocol") from exc
-        return Reply(response.status_code, response.headers, body, str(response.url))
+        return Reply(
+            response.status_code, got, body, str(request.url) if params else url
+        )
 
-    async def _read(self, response: httpx.Response, url: str) -> bytes:
-        declared = response.headers.get("content-length")
+    def _url(self, url: str) -> httpx.URL:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _URL_CACHE:
+                # Past this many distinct URLs they are not being reused
+                # (100,000 jobs polled once a minute): start again, don't grow.
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
+
+    def _prepared(self, headers: tuple[tuple[str, str], ...]) -> httpx.Headers:
+        prepared = self._headers.get(headers)
+        if prepared is None:
+            prepared = self.client.headers.copy()
+            prepared.update(dict(headers))
+            if len(self._headers) >= _URL_CACHE:
+                self._headers.clear()
+            self._headers[headers] = prepared
+        return prepared
+
+    def _transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        key = (url.scheme, url.host, url.port)
+        transport = self._transports.get(key)
+        if transport is None:
+            # Private, hence the hasattr() in direct(): the client's mounts
+            # (proxies, per-host transports) pick the transport for a URL.
+            transport = self._transports[key] = self.client._transport_for_url(url)  # noqa: SLF001
+        return transport
+
+    def _timeout(self, seconds: float) -> dict[str, float | None]:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = httpx.Timeout(seconds).as_dict()
+        return timeout
+
+    async def _read(
+        self, response: httpx.Response, headers: Mapping[str, str], url: str
+    ) -> bytes:
+        declared = headers.get("content-length")
         if (
             declared is not None
             and declared.isdigit()
@@ -180,12 +283,31 @@ class Remote:
         ):
             msg = f"response from {where(url)} is {declared} bytes, over the {self.max_body} cap"
             raise RemoteError(msg, kind="protocol", status=response.status_code)
-        chunks: list[bytes] = []
+        stream = response.stream
+        chunks: AsyncIterator[bytes]
+        if "content-encoding" not in headers and isinstance(
+            stream, httpx.AsyncByteStream
+        ):
+            # Nothing to decode: read the stream itself, without the decoder
+            # and chunker layers aiter_bytes() stacks on it for every response.
+            chunks = aiter(stream)
+        else:
+            chunks = response.aiter_bytes()
+        parts: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in chunks:
             size += len(chunk)
             if size > self.max_body:
                 msg = f"response from {where(url)} is over the {self.max_body}-byte cap"
                 raise RemoteError(msg, kind="protocol", status=response.status_code)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def header_map(headers: httpx.Headers) -> dict[str, str]:
+    """Return ``headers`` as a dict keyed by lower-case name (repeats joined by ", ")."""
+    result: dict[str, str] = {}
+    for name, value in headers.multi_items():
+        seen = result.get(name)
+        result[name] = value if seen is None else f"{seen}, {value}"
+    return result

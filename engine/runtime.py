@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import attrs
 
@@ -162,14 +162,38 @@ class _Runtime:
     declared: dict[str, Input] = attrs.field(init=False, repr=False)
     defaults: dict[str, Any] = attrs.field(init=False, repr=False)
     required: tuple[str, ...] = attrs.field(init=False, repr=False)
+    query_inputs: tuple[Input, ...] = attrs.field(init=False, repr=False)
+    #: "scheme://netloc/" of the base URL: a URL starting with it is the spec's own.
+    prefix: str = attrs.field(init=False, repr=False)
+    _headers: dict[tuple[int, bool], tuple[tuple[str, str], ...]] = attrs.field(
+        init=False, factory=dict, repr=False
+    )
+
+    def request_headers(
+        self, request: Request, *, own: bool
+    ) -> tuple[tuple[str, str], ...]:
+        """Return the headers of ``request``: the credential only when ``own``."""
+        key = (id(request), own)  # requests live as long as the spec this holds
+        headers = self._headers.get(key)
+        if headers is None:
+            merged = {**self.headers, **dict(request.headers)}
+            if own and self.auth is not None:
+                merged[self.auth[0]] = self.auth[1]
+            headers = self._headers[key] = tuple(merged.items())
+        return headers
 
     def __attrs_post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        self.prefix = f"{parts.scheme}://{parts.netloc}/"
         self.initial = self.lifecycle.initial
         self.declared = {i.name: i for i in self.lifecycle.inputs}
         self.defaults = {
             i.name: i.default for i in self.lifecycle.inputs if i.default is not None
         }
         self.required = tuple(i.name for i in self.lifecycle.inputs if i.required)
+        self.query_inputs = tuple(
+            i for i in self.lifecycle.inputs if i.where == "query"
+        )
 
 
 class _Item:
@@ -1131,7 +1155,7 @@ class AsyncEngine:
             return
         paging = items.paging
         url: str | None = self._url(job, items.request, None)
-        params = self._params(job, items.request)
+        params = self._params(job, items.request) or {}
         if paging.page_size_param and paging.page_size:
             params[paging.page_size_param] = str(paging.page_size)
         for flt in (job.item_filters or {}).items():
@@ -1505,16 +1529,17 @@ class AsyncEngine:
             raise InputError(msg) from None
         return job.rt.base_url + path
 
-    def _params(self, job: _Job, request: Request) -> dict[str, str]:
+    def _params(self, job: _Job, request: Request) -> dict[str, str] | None:
+        if not request.query and not job.rt.query_inputs:
+            return None
         params: dict[str, str] = {}
         raw = {
             k: str(v) for k, v in job.inputs.items() if isinstance(v, (str, int, float))
         }
         for name, template in request.query:
             params[name] = string.Formatter().vformat(template, (), _Strict(raw))
-        lifecycle = job.rt.lifecycle
-        for spec_input in lifecycle.inputs:
-            if spec_input.where == "query" and spec_input.name in job.inputs:
+        for spec_input in job.rt.query_inputs:
+            if spec_input.name in job.inputs:
                 params[spec_input.wire_name] = str(job.inputs[spec_input.name])
         return params
 
@@ -1527,7 +1552,7 @@ class AsyncEngine:
             elif reply is None:
                 continue
             elif locator.header is not None:
-                value = reply.headers.get(locator.header)
+                value = reply.headers.get(locator.header.lower())
             else:
                 value = resolve_pointer(reply.json(), locator.pointer or "")
             if value is MISSING or value is None or value == "":
@@ -1582,11 +1607,10 @@ class AsyncEngine:
     ) -> Reply:
         method = request.method
         for _hop in range(_MAX_REDIRECTS + 1):
-            headers = {**rt.headers, **dict(request.headers)}
-            if origin(url) == rt.origin:
-                if rt.auth is not None:
-                    headers[rt.auth[0]] = rt.auth[1]
-            elif rt.lifecycle.policy.foreign_links == "refuse":
+            # The prefix test settles the common case without parsing the URL:
+            # whatever follows "scheme://host:port/" cannot change the origin.
+            own = url.startswith(rt.prefix) or origin(url) == rt.origin
+            if not own and rt.lifecycle.policy.foreign_links == "refuse":
                 host = rt.origin[1]
                 msg = f"refused a link to a foreign host ({where(url)}); the spec's is {host}"
                 raise RemoteError(msg, kind="protocol", retryable=False)
@@ -1594,7 +1618,7 @@ class AsyncEngine:
             reply = await self._remote.send(
                 method,
                 url,
-                headers=headers,
+                headers=rt.request_headers(request, own=own),
                 params=params or None,
                 json_body=json_body,
                 data=data,
