@@ -153,6 +153,7 @@ class Remote:
         # Parsed once and reused: a job polls the same URL again and again,
         # and parsing one costs as much as the rest of building its request.
         self._urls: dict[str, httpx.URL] = {}
+        self._seen: set[str] = set()
         self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
 
     def direct(self) -> bool:
@@ -239,12 +240,23 @@ class Remote:
 
     def _url(self, url: str) -> httpx.URL:
         parsed = self._urls.get(url)
-        if parsed is None:
+        if parsed is not None:
+            return parsed
+        parsed = httpx.URL(url)
+        # Kept only on its second use within the last _URL_CACHE URLs: a job
+        # polled again and again gets its parse reused, while 100,000 jobs
+        # polled once a minute never fill the cache with parsed URLs that
+        # would each live long enough to reach the garbage collector's oldest
+        # generation (and make its full collections frequent). The strings
+        # in _seen are not tracked by the collector.
+        if url in self._seen:
             if len(self._urls) >= _URL_CACHE:
-                # Past this many distinct URLs they are not being reused
-                # (100,000 jobs polled once a minute): start again, don't grow.
                 self._urls.clear()
-            parsed = self._urls[url] = httpx.URL(url)
+            self._urls[url] = parsed
+        else:
+            if len(self._seen) >= _URL_CACHE:
+                self._seen.clear()
+            self._seen.add(url)
         return parsed
 
     def _prepared(self, headers: tuple[tuple[str, str], ...]) -> httpx.Headers:

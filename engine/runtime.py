@@ -334,7 +334,7 @@ class AsyncEngine:
         self._runtimes: dict[tuple[str, str], _Runtime] = {}
         self._slots: dict[str, _ServiceSlot] = {}
         self._jobs: dict[str, _Job] = {}
-        self._heap: DueHeap[_Job] = DueHeap()
+        self._heap: DueHeap[_Job] = DueHeap(self._jobs)
         self._hooks = HookRegistry()
         self._keys = itertools.count(1)
         self._in_flight = 0

@@ -1,10 +1,18 @@
 """The clock and the due-time heap that drive every job.
 
-One heap of ``(due, seq, job)`` for all jobs instead of a sleeping task per
-job: an idle job costs one heap entry (~136 B, against ~1.17 KB for a parked
-asyncio task; DESIGN). Entries are never removed in place; a job that was
-rescheduled or finished carries a new ``generation`` and its stale entries are
-skipped when popped.
+One heap of ``(due, seq, generation, key)`` for all jobs instead of a sleeping
+task per job: an idle job costs one heap entry (~136 B, against ~1.17 KB for a
+parked asyncio task; DESIGN). Entries are never removed in place; a job that
+was rescheduled carries a new ``generation`` and its stale entries are skipped
+when popped.
+
+An entry names its job by key instead of holding it: a tuple of a float, two
+ints and a str is untracked by CPython's garbage collector after its first
+young collection, so the entry each poll pushes (and which lives until the
+next poll, a minute later) never reaches the oldest generation. Holding the
+job instead made one long-lived tracked object per poll, and the 25 % growth
+rule then ran a full collection over every live job about once a minute:
+~100 ms stalls with 100,000 jobs (``bench/lateness.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Mapping
 from typing import Generic, Protocol, TypeVar
 
 __all__ = ["Clock", "DueHeap", "SystemClock"]
@@ -45,6 +54,7 @@ class SystemClock:
 
 
 class _Scheduled(Protocol):
+    key: str
     generation: int
 
 
@@ -52,14 +62,15 @@ T = TypeVar("T", bound=_Scheduled)
 
 
 class DueHeap(Generic[T]):
-    """Jobs ordered by due time; stale entries are skipped lazily."""
+    """Items ordered by due time, looked up by key; stale entries are skipped lazily."""
 
-    __slots__ = ("_counter", "_heap")
+    __slots__ = ("_counter", "_heap", "_items")
 
-    def __init__(self) -> None:
-        """Start empty."""
-        self._heap: list[tuple[float, int, int, T]] = []
+    def __init__(self, items: Mapping[str, T]) -> None:
+        """Start empty; ``items`` maps each key pushed to its item (not copied)."""
+        self._heap: list[tuple[float, int, int, str]] = []
         self._counter = itertools.count()
+        self._items = items
 
     def __len__(self) -> int:
         """Return the number of entries (stale ones included)."""
@@ -67,12 +78,20 @@ class DueHeap(Generic[T]):
 
     def push(self, due: float, item: T) -> None:
         """Schedule ``item`` at ``due`` (its current generation)."""
-        heapq.heappush(self._heap, (due, next(self._counter), item.generation, item))
+        heapq.heappush(
+            self._heap, (due, next(self._counter), item.generation, item.key)
+        )
+
+    def _live(self, entry: tuple[float, int, int, str]) -> T | None:
+        item = self._items.get(entry[3])
+        if item is None or item.generation != entry[2]:
+            return None
+        return item
 
     def next_due(self) -> float | None:
         """Return the earliest live due time, dropping stale entries on the way."""
         heap = self._heap
-        while heap and heap[0][3].generation != heap[0][2]:
+        while heap and self._live(heap[0]) is None:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
@@ -80,7 +99,7 @@ class DueHeap(Generic[T]):
         """Pop the earliest live item due at or before ``now``, or ``None``."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, _, generation, item = heapq.heappop(heap)
-            if item.generation == generation:
+            item = self._live(heapq.heappop(heap))
+            if item is not None:
                 return item
         return None

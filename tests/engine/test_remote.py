@@ -220,11 +220,20 @@ async def test_transport_faults_become_retryable_remote_errors(
     assert "secret" not in str(caught.value)  # messages never carry the query
 
 
-async def test_the_parsed_url_cache_stays_bounded(
+async def test_the_parsed_url_cache_keeps_reused_urls_and_stays_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Many distinct URLs clear the parse cache instead of growing it."""
+    """URLs sent again are parsed once; a stream of new ones neither grows nor fills it."""
     monkeypatch.setattr(remote_module, "_URL_CACHE", 8)
+    parsed: list[str] = []
+    real_url = httpx.URL
+
+    def counting_url(url: str) -> httpx.URL:
+        parsed.append(url)
+        return real_url(url)
+
+    # Only engine.remote's own parses are counted (httpx's models keep theirs).
+    monkeypatch.setattr(httpx, "URL", counting_url)
     seen: list[httpx.Request] = []
     async with httpx.AsyncClient(
         transport=httpx.MockTransport(_recording(seen))
@@ -234,5 +243,16 @@ async def test_the_parsed_url_cache_stays_bounded(
             await remote.send(
                 "GET", f"https://api.test/jobs/{i}", headers=(), timeout=1.0
             )
-        assert len(remote._urls) <= 8
-    assert [r.url.path for r in seen] == [f"/jobs/{i}" for i in range(30)]
+        # Each URL used once: nothing parsed is kept, and what was seen is bounded.
+        assert remote._urls == {}
+        assert len(remote._seen) <= 8
+        hot = [f"https://api.test/hot/{i}" for i in range(4)]
+        remote = Remote(client)
+        parsed.clear()
+        for _ in range(5):
+            for url in hot:
+                await remote.send("GET", url, headers=(), timeout=1.0)
+        # Parsed on the first and second use, then reused.
+        assert sorted(parsed) == sorted(hot * 2)
+        assert sorted(remote._urls) == hot
+    assert [str(r.url) for r in seen[30:]] == hot * 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from engine.remote import encode_path_value, origin, where
@@ -9,15 +11,19 @@ from engine.scheduler import DueHeap
 
 
 class _Item:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, key: str) -> None:
+        self.key = key
         self.generation = 0
+
+
+def _heap(*items: _Item) -> DueHeap[_Item]:
+    return DueHeap({item.key: item for item in items})
 
 
 def test_heap_pops_in_due_order() -> None:
     """Items come out earliest first, only once due."""
-    heap: DueHeap[_Item] = DueHeap()
     a, b, c = _Item("a"), _Item("b"), _Item("c")
+    heap = _heap(a, b, c)
     heap.push(3.0, c)
     heap.push(1.0, a)
     heap.push(2.0, b)
@@ -32,8 +38,8 @@ def test_heap_pops_in_due_order() -> None:
 
 def test_rescheduled_item_leaves_a_stale_entry_that_is_skipped() -> None:
     """A new generation makes the old heap entry stale."""
-    heap: DueHeap[_Item] = DueHeap()
     item = _Item("a")
+    heap = _heap(item)
     heap.push(1.0, item)
     item.generation += 1
     heap.push(5.0, item)
@@ -41,6 +47,32 @@ def test_rescheduled_item_leaves_a_stale_entry_that_is_skipped() -> None:
     assert heap.pop_due(2.0) is None
     assert heap.next_due() == 5.0
     assert heap.pop_due(5.0) is item
+
+
+def test_an_entry_whose_key_is_gone_is_skipped() -> None:
+    """Items looked up by key: one no longer in the mapping is never returned."""
+    items = {"a": _Item("a"), "b": _Item("b")}
+    heap = DueHeap(items)
+    heap.push(1.0, items["a"])
+    heap.push(2.0, items["b"])
+    del items["a"]
+
+    assert heap.next_due() == 2.0
+    assert heap.pop_due(3.0) is items["b"]
+    assert len(heap) == 0
+
+
+def test_heap_entries_are_not_tracked_by_the_garbage_collector() -> None:
+    """Entries hold the key, not the item: after a collection, none is GC-tracked."""
+    items = {f"j{i}": _Item(f"j{i}") for i in range(100)}
+    heap = DueHeap(items)
+    for i, item in enumerate(items.values()):
+        heap.push(float(i), item)
+    gc.collect()
+
+    entries = heap._heap
+    assert len(entries) == 100
+    assert not any(gc.is_tracked(entry) for entry in entries)
 
 
 @pytest.mark.parametrize(
