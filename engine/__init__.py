@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         RemoteError,
     )
     from .events import EVENT_NAMES
-    from .runtime import AsyncEngine, JobRef, JobResult
+    from .runtime import AsyncEngine, EngineOptions, JobRef, JobResult
     from .sync import Engine
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "CredentialError",
     "Engine",
     "EngineClosedError",
+    "EngineOptions",
     "InputError",
     "JobError",
     "JobFailed",
@@ -44,6 +45,7 @@ __all__ = [
 _WHERE = {
     "EVENT_NAMES": "events",
     "AsyncEngine": "runtime",
+    "EngineOptions": "runtime",
     "JobRef": "runtime",
     "JobResult": "runtime",
     "Engine": "sync",

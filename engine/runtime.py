@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict, TypeVar, overload
 from urllib.parse import urljoin, urlsplit
 
 import attrs
@@ -68,9 +68,11 @@ from .scheduler import Clock, DueHeap, SystemClock
 from .store import JobStore, open_store
 
 if TYPE_CHECKING:
+    import httpx
+
     from .audit import AuditEntry, AuditSink, Redactor
 
-__all__ = ["AsyncEngine", "JobRef", "JobResult"]
+__all__ = ["AsyncEngine", "EngineOptions", "JobRef", "JobResult"]
 
 logger = logging.getLogger("statepoll.engine")
 # A library does not print: without the application's own logging set up,
@@ -263,6 +265,25 @@ class _Job:
         return JobRef(self.key, self.rt.spec.name, self.rt.lifecycle.name, self.job_id)
 
 
+class EngineOptions(TypedDict, total=False):
+    """The keyword options of :class:`AsyncEngine` and :class:`Engine` (documented there).
+
+    ``Engine(**options: Unpack[EngineOptions])`` forwards them untouched; a
+    test checks that these keys are exactly ``AsyncEngine``'s keyword options.
+    """
+
+    client: httpx.AsyncClient | None
+    clock: Clock | None
+    audit: AuditSink | str | os.PathLike[str] | None
+    store: JobStore | str | os.PathLike[str] | None
+    base_urls: Mapping[str, str] | None
+    env: Mapping[str, str] | None
+    max_in_flight: int
+    seed: int | None
+    max_body: int | None
+    time_scale: float | Mapping[str, float]
+
+
 class AsyncEngine:
     """Track asynchronous jobs of any spec'd service by polling.
 
@@ -295,7 +316,7 @@ class AsyncEngine:
         self,
         specs: Iterable[Spec | str] = (),
         *,
-        client: Any = None,
+        client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
         audit: AuditSink | str | os.PathLike[str] | None = None,
         store: JobStore | str | os.PathLike[str] | None = None,
@@ -423,6 +444,28 @@ class AsyncEngine:
 
     # -- hooks ---------------------------------------------------------------------
 
+    @overload
+    def on(
+        self,
+        event: str,
+        fn: None = None,
+        *,
+        service: str | None = None,
+        lifecycle: str | None = None,
+        state: str | None = None,
+    ) -> Callable[[F], F]: ...
+
+    @overload
+    def on(
+        self,
+        event: str,
+        fn: F,
+        *,
+        service: str | None = None,
+        lifecycle: str | None = None,
+        state: str | None = None,
+    ) -> F: ...
+
     def on(
         self,
         event: str,
@@ -431,7 +474,7 @@ class AsyncEngine:
         service: str | None = None,
         lifecycle: str | None = None,
         state: str | None = None,
-    ) -> Any:
+    ) -> F | Callable[[F], F]:
         """Register a hook for ``event`` (``"*"`` for all); usable as a decorator.
 
         ``fn`` may be sync or async; it gets the event object. Filters narrow

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack, overload
 
 from statemachines import Spec
 
-from .runtime import AsyncEngine, JobRef, JobResult
+from .runtime import AsyncEngine, EngineOptions, JobRef, JobResult
 
 __all__ = ["Engine"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Engine:
     """Blocking twin of :class:`AsyncEngine`; takes the same options."""
 
-    def __init__(self, *args: Any, **options: Any) -> None:
+    def __init__(
+        self, specs: Iterable[Spec | str] = (), **options: Unpack[EngineOptions]
+    ) -> None:
         """Create the core engine and the event loop runner that drives it."""
         self._runner = asyncio.Runner()
-        self._core = AsyncEngine(*args, **options)
+        self._core = AsyncEngine(specs, **options)
 
     def __enter__(self) -> Self:
         """Open the engine."""
@@ -48,9 +51,45 @@ class Engine:
         finally:
             self._runner.close()
 
-    def on(self, event: str, fn: Any = None, **filters: str | None) -> Any:
+    @overload
+    def on(
+        self,
+        event: str,
+        fn: None = None,
+        *,
+        service: str | None = None,
+        lifecycle: str | None = None,
+        state: str | None = None,
+    ) -> Callable[[F], F]: ...
+
+    @overload
+    def on(
+        self,
+        event: str,
+        fn: F,
+        *,
+        service: str | None = None,
+        lifecycle: str | None = None,
+        state: str | None = None,
+    ) -> F: ...
+
+    def on(
+        self,
+        event: str,
+        fn: F | None = None,
+        *,
+        service: str | None = None,
+        lifecycle: str | None = None,
+        state: str | None = None,
+    ) -> F | Callable[[F], F]:
         """Register a hook (see :meth:`AsyncEngine.on`)."""
-        return self._core.on(event, fn, **filters)
+        if fn is None:
+            return self._core.on(
+                event, service=service, lifecycle=lifecycle, state=state
+            )
+        return self._core.on(
+            event, fn, service=service, lifecycle=lifecycle, state=state
+        )
 
     def submit(
         self,

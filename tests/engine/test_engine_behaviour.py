@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import AsyncEngine, Engine, JobTimedOut, RemoteError
+from engine import AsyncEngine, Engine, EngineOptions, JobTimedOut, RemoteError
 from engine.events import Event
 from statemachines import Spec, load_document
 
@@ -310,23 +310,42 @@ def test_unknown_hook_event_suggests_the_right_name() -> None:
 
 
 def test_engine_and_async_engine_signatures_are_identical() -> None:
-    """Every public coroutine method of AsyncEngine has a twin on Engine with the same signature."""
-    skip = {"open", "aclose"}
+    """Every public method of AsyncEngine has a twin on Engine with the same parameters."""
+    skip = {"open", "aclose"}  # Engine's are open() and close()
     names = [
         name
         for name, member in inspect.getmembers(AsyncEngine)
-        if not name.startswith("_")
-        and name not in skip
-        and (inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member))
+        if not name.startswith("_") and name not in skip and callable(member)
     ]
 
-    assert set(names) >= {"submit", "track", "wait", "cancel", "as_completed"}
+    assert set(names) >= {
+        "submit",
+        "track",
+        "wait",
+        "cancel",
+        "as_completed",
+        "on",
+        "state_of",
+        "jobs",
+    }
     for name in names:
         # Parameters must match exactly; only the return type differs (a value
         # instead of a coroutine, an iterator instead of an async generator).
         sync = inspect.signature(getattr(Engine, name)).parameters
         core = inspect.signature(getattr(AsyncEngine, name)).parameters
         assert sync == core, name
+
+
+def test_engine_options_are_exactly_the_async_engines_keyword_options() -> None:
+    """Engine(**options: Unpack[EngineOptions]) cannot drift from AsyncEngine's options."""
+    core = inspect.signature(AsyncEngine).parameters
+    sync = inspect.signature(Engine).parameters
+    keyword = {n for n, p in core.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    assert set(EngineOptions.__optional_keys__) == keyword
+    assert not EngineOptions.__required_keys__
+    assert list(sync) == ["specs", "options"]
+    assert sync["specs"].default == core["specs"].default == ()
 
 
 def test_sync_engine_runs_a_job_and_refuses_inside_a_loop() -> None:
