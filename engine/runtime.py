@@ -865,16 +865,10 @@ class AsyncEngine:
     async def _step(self, job: _Job) -> None:
         phase = job.phase
         try:
-            if job.phase == "cancel":
-                await self._do_cancel(job)
-            elif job.phase == "result":
-                await self._complete(job, job.last)
-            elif job.phase == "items":
-                await self._refresh_items(job)
-                if not job.done and job.phase == "items":
-                    await self._complete(job, job.last)
-            else:
-                await self._poll(job)
+            # A job can end (a wait() timeout, say) after this step's task was
+            # created and before it ran: then nothing more goes on the wire.
+            if not job.done:
+                await self._run_phase(job)
         except RemoteError as exc:
             if exc.retryable:
                 await self._transient(job, exc, None)
@@ -908,6 +902,18 @@ class AsyncEngine:
             if self._wake is not None:
                 self._wake.set()
 
+    async def _run_phase(self, job: _Job) -> None:
+        if job.phase == "cancel":
+            await self._do_cancel(job)
+        elif job.phase == "result":
+            await self._complete(job, job.last)
+        elif job.phase == "items":
+            await self._refresh_items(job)
+            if not job.done and job.phase == "items":
+                await self._complete(job, job.last)
+        else:
+            await self._poll(job)
+
     # -- internals: one poll -------------------------------------------------------------
 
     async def _poll(self, job: _Job) -> None:
@@ -934,10 +940,14 @@ class AsyncEngine:
         """Send ``request`` and classify the reply.
 
         Returns the reply when it is to be read; ``None`` when a retryable or
-        fatal status was already handled (the job rescheduled or ended).
+        fatal status was already handled (the job rescheduled or ended), or
+        when the job ended while the request was on the wire (what it answered
+        is not applied to a finished job).
         """
         url = self._url(job, request, links)
         reply = await self._send(job, request, url, self._params(job, request))
+        if job.done:
+            return None
         errors = job.rt.lifecycle.errors
         verdict = classify(reply.status, errors, accepted=request.accepts(reply.status))
         if verdict == "observe":
@@ -1213,6 +1223,8 @@ class AsyncEngine:
             job.items = {}
         while url is not None and pages < paging.max_pages:
             reply = await self._send(job, items.request, url, params)
+            if job.done:
+                return  # ended while this page was on the wire (see _poll)
             verdict = classify(
                 reply.status,
                 rt.lifecycle.errors,
