@@ -16,6 +16,7 @@ import contextlib
 import difflib
 import itertools
 import logging
+import math
 import os
 import random
 import string
@@ -362,6 +363,8 @@ class AsyncEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        #: A job scheduled before this wakes the driver (see _drive).
+        self._wake_before = math.inf
         self._state: Literal["unopened", "opened", "closed"] = "unopened"
         self._secrets: set[str] = set()
         self._time_scale = time_scale
@@ -806,7 +809,7 @@ class AsyncEngine:
         job.due = due
         job.generation += 1
         self._heap.push(due, job)
-        if self._wake is not None:
+        if due < self._wake_before and self._wake is not None:
             self._wake.set()
 
     async def _drive(self) -> None:
@@ -816,6 +819,7 @@ class AsyncEngine:
         system_clock = isinstance(self._clock, SystemClock)
         while True:
             wake.clear()
+            self._wake_before = -math.inf  # running: it looks at the heap anyway
             now = self._clock.now()
             while self._in_flight < self._max_in_flight:
                 job = self._heap.pop_due(now)
@@ -826,7 +830,11 @@ class AsyncEngine:
                 self._start(job)
             due = self._heap.next_due()
             if due is not None and self._in_flight >= self._max_in_flight:
-                due = None  # a finishing request wakes us
+                # At capacity: a worker that stops for want of due jobs wakes
+                # us; until then no new due time can be acted on.
+                await wake.wait()
+                continue
+            self._wake_before = math.inf if due is None else due
             if due is None:
                 await wake.wait()
             elif due > now:
@@ -850,17 +858,46 @@ class AsyncEngine:
             for task in (sleeper, waiter):
                 task.cancel()
 
-    def _start(self, job: _Job) -> None:
+    def _claim(self, job: _Job) -> bool:
+        """Count ``job`` in flight, or queue it behind its service's limit."""
         slot = job.rt.slot
         if slot.in_flight >= slot.limit:
             slot.waiting.append(job)
-            return
+            return False
         slot.in_flight += 1
         self._in_flight += 1
         job.in_flight = True
-        task = asyncio.get_running_loop().create_task(self._step(job))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        return True
+
+    def _start(self, job: _Job) -> None:
+        if self._claim(job):
+            task = asyncio.get_running_loop().create_task(self._work(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _work(self, job: _Job | None) -> None:
+        """Run ``job``'s step, then every job due meanwhile, in this one task.
+
+        While polls are due back to back, a finished request goes straight on
+        to the next due job: no task is created and the driver is not woken
+        per poll (measured: a fifth of the engine's own time per poll at 50
+        in flight). When nothing is due, the task ends, and the driver, woken,
+        starts one again when something is.
+        """
+        while job is not None:
+            await self._step(job)
+            job = self._next_due()
+        if self._wake is not None:
+            self._wake.set()  # in-flight capacity was freed
+
+    def _next_due(self) -> _Job | None:
+        if self._state != "opened" or self._in_flight >= self._max_in_flight:
+            return None
+        now = self._clock.now()
+        while (job := self._heap.pop_due(now)) is not None:
+            if not job.done and not job.in_flight and self._claim(job):
+                return job
+        return None
 
     async def _step(self, job: _Job) -> None:
         phase = job.phase
@@ -899,8 +936,6 @@ class AsyncEngine:
                 waiting = slot.waiting.popleft()
                 if not waiting.done and not waiting.in_flight:
                     self._start(waiting)
-            if self._wake is not None:
-                self._wake.set()
 
     async def _run_phase(self, job: _Job) -> None:
         if job.phase == "cancel":

@@ -167,6 +167,59 @@ async def test_wait_timeout_stops_polling() -> None:
     assert len(seen) == count
 
 
+class _Concurrency:
+    """An async handler that answers after a short wait, counting requests in flight."""
+
+    def __init__(self, polls_to_done: int) -> None:
+        self.polls_to_done = polls_to_done
+        self.now = 0
+        self.peak = 0
+        self.polls: dict[str, int] = {}
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(0.005)
+        finally:
+            self.now -= 1
+        job = request.url.path.rsplit("/", 1)[-1]
+        count = self.polls[job] = self.polls.get(job, 0) + 1
+        status = "done" if count >= self.polls_to_done else "running"
+        return httpx.Response(200, json={"status": status})
+
+
+def _limited_spec(limit: int | None) -> Spec:
+    doc = copy.deepcopy(DOC)
+    if limit is not None:
+        doc["service"]["max_in_flight"] = limit
+    doc["lifecycles"]["job"]["schedule"] = {"interval": 0.001}
+    return load_document(doc, source="toy")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("engine_limit", "service_limit", "peak"), [(3, None, 3), (10, 2, 2)]
+)
+async def test_requests_in_flight_never_exceed_the_global_or_service_limit(
+    engine_limit: int, service_limit: int | None, peak: int
+) -> None:
+    """20 jobs polled back to back: in flight reaches the tighter limit, never more."""
+    server = _Concurrency(polls_to_done=5)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    engine = AsyncEngine(
+        client=client, env={"TOY_KEY": KEY}, max_in_flight=engine_limit
+    )
+    spec = _limited_spec(service_limit)
+    async with client, engine:
+        jobs = [await engine.track(spec, "job", f"j{i}") for i in range(20)]
+        results = [await engine.wait(job, timeout=10) for job in jobs]
+
+    assert server.peak == peak
+    assert {r.state for r in results} == {"Done"}
+    assert server.polls == {f"j{i}": 5 for i in range(20)}
+
+
 @pytest.mark.anyio
 async def test_a_poll_started_as_the_job_ends_never_reaches_the_wire() -> None:
     """A step whose task exists when the job times out sends nothing (seen once in CI)."""
