@@ -137,7 +137,8 @@ class Remote:
 
     Either way the engine sends absolute URLs with the spec's timeout: the
     client's ``base_url``, ``params`` and ``timeout`` do not apply, and its
-    headers are read the first time each distinct header set is sent.
+    headers are read the first time each distinct header set is sent. Which
+    path is taken is decided on the first request.
     """
 
     def __init__(
@@ -154,19 +155,27 @@ class Remote:
         # and parsing one costs as much as the rest of building its request.
         self._urls: dict[str, httpx.URL] = {}
         self._seen: set[str] = set()
+        self._direct: bool | None = None
         self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
 
     def direct(self) -> bool:
-        """Whether requests may skip ``client.send`` (see the class docstring)."""
-        client = self.client
-        hooks = client.event_hooks
-        return (
-            client.auth is None
-            and not hooks["request"]
-            and not hooks["response"]
-            and not client.cookies
-            and hasattr(client, "_transport_for_url")
-        )
+        """Whether requests may skip ``client.send`` (see the class docstring).
+
+        Decided on the first request, from the client as it is then: looking
+        at its auth, hooks and cookie jar on every request costs as much as
+        the engine's own work on a poll.
+        """
+        if self._direct is None:
+            client = self.client
+            hooks = client.event_hooks
+            self._direct = (
+                client.auth is None
+                and not hooks["request"]
+                and not hooks["response"]
+                and not client.cookies
+                and hasattr(client, "_transport_for_url")
+            )
+        return self._direct
 
     async def send(
         self,

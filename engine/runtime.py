@@ -229,6 +229,7 @@ class _Job:
         "last",
         "links",
         "phase",
+        "poll_url",
         "result",
         "rt",
         "state",
@@ -254,6 +255,7 @@ class _Job:
         self.in_flight = False
         self.phase: _Phase = "poll"
         self.links: dict[str, str] | None = None
+        self.poll_url: str | None = None
         self.items: dict[str, _Item] | None = None
         self.item_filters: dict[str, Any] | None = None
         self.last: Reply | None = None
@@ -886,6 +888,11 @@ class AsyncEngine:
         """
         while job is not None:
             await self._step(job)
+            # Yield between steps, as a task per poll did: the callbacks and
+            # tasks already ready run first. Without it, over httpx's own
+            # pool at 200 in flight, workers starved the pool's waiting
+            # requests and polls fell to ~20/s (bench/throughput.py).
+            await asyncio.sleep(0)
             job = self._next_due()
         if self._wake is not None:
             self._wake.set()  # in-flight capacity was freed
@@ -1599,12 +1606,18 @@ class AsyncEngine:
             job.links = {**(job.links or {}), _NEXT_POLL: link}
 
     def _url(self, job: _Job, request: Request, reply: Reply | None) -> str:
-        if (
-            request is job.rt.lifecycle.poll.request
-            and job.links
-            and _NEXT_POLL in job.links
-        ):
-            return urljoin(job.rt.base_url + "/", job.links[_NEXT_POLL])
+        if request is job.rt.lifecycle.poll.request:
+            if job.links and _NEXT_POLL in job.links:
+                return urljoin(job.rt.base_url + "/", job.links[_NEXT_POLL])
+            if reply is None:
+                # Built from the job's id, inputs and submit links, none of
+                # which change once it is scheduled: built once, not per poll.
+                if job.poll_url is None:
+                    job.poll_url = self._build_url(job, request, None)
+                return job.poll_url
+        return self._build_url(job, request, reply)
+
+    def _build_url(self, job: _Job, request: Request, reply: Reply | None) -> str:
         if request.url:
             link = self._locate(request.url, reply, job)
             if link:
