@@ -41,7 +41,7 @@ import platform
 import pstats
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,24 @@ async def _stop(tasks: list[asyncio.Task[None]]) -> None:
             raise result
 
 
+@contextlib.asynccontextmanager
+async def _polling(
+    poll_forever: Callable[[str], Coroutine[Any, Any, None]],
+    url: str,
+    jobs: int,
+    polls: Callable[[], int],
+) -> AsyncIterator[Callable[[], int]]:
+    """Run one ``poll_forever`` loop per job; yield ``polls``; stop them all."""
+    tasks = [
+        asyncio.create_task(poll_forever(f"{url}/jobs/job-{i:06d}"))
+        for i in range(1, jobs + 1)
+    ]
+    try:
+        yield polls
+    finally:
+        await _stop(tasks)
+
+
 def _bare_httpx(transport: str) -> Factory:
     @contextlib.asynccontextmanager
     async def run(
@@ -99,15 +117,8 @@ def _bare_httpx(transport: str) -> Factory:
                     if response.json()["status"] == "Running":
                         count += 1
 
-        async with client:
-            tasks = [
-                asyncio.create_task(poll_forever(f"{url}/jobs/job-{i:06d}"))
-                for i in range(1, jobs + 1)
-            ]
-            try:
-                yield lambda: count
-            finally:
-                await _stop(tasks)
+        async with client, _polling(poll_forever, url, jobs, lambda: count) as polls:
+            yield polls
 
     return run
 
@@ -162,14 +173,8 @@ def _raw_aiohttp() -> Factory:
                         if (await response.json())["status"] == "Running":
                             count += 1
 
-            tasks = [
-                asyncio.create_task(poll_forever(f"{url}/jobs/job-{i:06d}"))
-                for i in range(1, jobs + 1)
-            ]
-            try:
-                yield lambda: count
-            finally:
-                await _stop(tasks)
+            async with _polling(poll_forever, url, jobs, lambda: count) as polls:
+                yield polls
 
     return run
 
@@ -196,7 +201,7 @@ def _prototype(kind: str) -> Factory:
             method: str,
             url: str,
             *,
-            headers: Mapping[str, str],
+            headers: tuple[tuple[str, str], ...],
             **_: Any,
         ) -> Reply:
             request = httpx.Request(method, url, headers=headers)
@@ -212,7 +217,7 @@ def _prototype(kind: str) -> Factory:
             method: str,
             url: str,
             *,
-            headers: Mapping[str, str],
+            headers: tuple[tuple[str, str], ...],
             **_: Any,
         ) -> Reply:
             async with session.request(
