@@ -16,6 +16,7 @@ import pytest
 
 from engine.simulators._base import Faults, ServerHandle, parse_faults, serving
 from engine.simulators.azure_translator import create_app
+from tests.simulators.conftest import FakeClock
 
 KEY = "test-key"
 SOURCE = "https://store.blob.core.windows.net/source"
@@ -54,22 +55,6 @@ UUID = re.compile(
 )
 DENIED = "Access denied due to invalid subscription key or wrong API endpoint."
 MISSING = "Access denied due to missing subscription key."
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        """Start at an arbitrary monotonic time."""
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        """Return the current time."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward."""
-        self.now += seconds
 
 
 class Sim:

@@ -14,6 +14,7 @@ import pytest
 
 from engine.simulators._base import FaultInjector, ServerHandle, parse_faults, serving
 from engine.simulators.mindee import PRODUCTS, create_app
+from tests.simulators.conftest import FakeClock
 
 KEY = "test-key"
 MODEL_ID = "5a7e1d34-18c0-4a8e-bf4e-7f7a5d1f0c22"
@@ -50,22 +51,6 @@ OPTION_KEYS = {
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}")
 
 Part = tuple[str, tuple[str | None, bytes | str, str | None]]
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        """Start at an arbitrary monotonic time."""
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        """Return the current time."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward."""
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

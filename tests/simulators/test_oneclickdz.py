@@ -14,6 +14,7 @@ import pytest
 
 from engine.simulators._base import FaultInjector, ServerHandle, parse_faults, serving
 from engine.simulators.oneclickdz import GIFT_PRODUCT, PROFILE, create_app
+from tests.simulators.conftest import FakeClock
 
 KEY = "test-key"
 SCALE = 0.001  # mobile top-ups end within 23 ms, internet 45 ms, gift cards 5 ms
@@ -48,22 +49,6 @@ INTERNET_DONE = {"FULFILLED", "REFUNDED", "QUEUED"}
 GIFT_DONE = {"FULFILLED", "PARTIALLY_FILLED", "REFUNDED"}
 
 
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        """Start at an arbitrary monotonic time."""
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        """Return the current time."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward."""
-        self.now += seconds
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerHandle]:
     """Serve one real-clock simulator, 1000 times faster, for the whole module."""
@@ -81,13 +66,13 @@ def client(server: ServerHandle) -> Iterator[httpx.Client]:
 @pytest.fixture
 def clock() -> FakeClock:
     """Return a fresh fake clock."""
-    return FakeClock()
+    return FakeClock(start=5000.0)
 
 
 @pytest.fixture(scope="module")
 def module_clock() -> FakeClock:
     """Return the fake clock of the module's shared fake-clock simulator."""
-    return FakeClock()
+    return FakeClock(start=5000.0)
 
 
 @pytest.fixture(scope="module")
