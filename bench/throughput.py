@@ -51,7 +51,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from engine import AsyncEngine
-from engine.remote import Remote, Reply
+from engine._remote import Remote, Reply
 from statemachines import load_spec
 
 SPEC = Path(__file__).with_name("bench_spec.json")

@@ -1,8 +1,8 @@
-"""The statepoll engine: polling runtime, hooks, audit log, CLI, simulators.
+"""The statepoll engine: drivers, results, errors, events and the protocols they take.
 
 ``AsyncEngine`` is the core; ``Engine`` is its blocking twin. Names are loaded
 on first use, so ``engine.simulators`` and ``statepoll specs`` do not pay for
-the runtime's imports.
+the drivers' imports.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .errors import (
+    from ._engine import AsyncEngine, EngineOptions, JobRef, JobResult
+    from ._errors import (
         CancelError,
         CredentialError,
         EngineClosedError,
@@ -21,34 +22,85 @@ if TYPE_CHECKING:
         JobTimedOut,
         RemoteError,
     )
-    from .events import EVENT_NAMES
-    from .runtime import AsyncEngine, EngineOptions, JobRef, JobResult
-    from .sync import Engine
+    from ._events import (
+        EVENT_NAMES,
+        Completed,
+        Entered,
+        Errored,
+        Event,
+        HookFailed,
+        IllegalTransition,
+        ItemTransition,
+        Polled,
+        Submitted,
+        TimedOut,
+        TransitionEvent,
+        UnknownState,
+    )
+    from ._scheduler import Clock, SystemClock
+    from ._sync import Engine
+    from .audit import AuditSink, AuditWriteError
+    from .stores import JobStore
 
 __all__ = [
     "EVENT_NAMES",
     "AsyncEngine",
+    "AuditSink",
+    "AuditWriteError",
     "CancelError",
+    "Clock",
+    "Completed",
     "CredentialError",
     "Engine",
     "EngineClosedError",
     "EngineOptions",
+    "Entered",
+    "Errored",
+    "Event",
+    "HookFailed",
+    "IllegalTransition",
     "InputError",
+    "ItemTransition",
     "JobError",
     "JobFailed",
     "JobRef",
     "JobResult",
+    "JobStore",
     "JobTimedOut",
+    "Polled",
     "RemoteError",
+    "Submitted",
+    "SystemClock",
+    "TimedOut",
+    "TransitionEvent",
+    "UnknownState",
 ]
 
+#: Public name → the private module that defines it (loaded on first use).
 _WHERE = {
-    "EVENT_NAMES": "events",
-    "AsyncEngine": "runtime",
-    "EngineOptions": "runtime",
-    "JobRef": "runtime",
-    "JobResult": "runtime",
-    "Engine": "sync",
+    "AsyncEngine": "._engine",
+    "EngineOptions": "._engine",
+    "JobRef": "._engine",
+    "JobResult": "._engine",
+    "Engine": "._sync",
+    "Clock": "._scheduler",
+    "SystemClock": "._scheduler",
+    "AuditSink": ".audit",
+    "AuditWriteError": ".audit",
+    "JobStore": ".stores",
+    **dict.fromkeys(
+        (
+            "CancelError",
+            "CredentialError",
+            "EngineClosedError",
+            "InputError",
+            "JobError",
+            "JobFailed",
+            "JobTimedOut",
+            "RemoteError",
+        ),
+        "._errors",
+    ),
 }
 
 
@@ -56,7 +108,7 @@ def __getattr__(name: str) -> Any:
     if name not in __all__:
         msg = f"module 'engine' has no attribute {name!r}"
         raise AttributeError(msg)
-    module = importlib.import_module(f".{_WHERE.get(name, 'errors')}", __name__)
+    module = importlib.import_module(_WHERE.get(name, "._events"), __name__)
     value = getattr(module, name)
     globals()[name] = value
     return value

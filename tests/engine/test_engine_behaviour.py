@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import AsyncEngine, Engine, EngineOptions, JobTimedOut, RemoteError
-from engine.events import Event
+from engine import AsyncEngine, Engine, EngineOptions, Event, JobTimedOut, RemoteError
 from statemachines import Spec, load_document
 
 BASE = "https://api.example.test"

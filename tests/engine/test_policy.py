@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from engine.policy import (
+from engine._policy import (
     clamp_retry_after,
     classify,
     jittered,

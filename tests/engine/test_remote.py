@@ -1,4 +1,4 @@
-"""``engine.remote``: the direct path to the transport, headers, bodies, errors."""
+"""``engine._remote``: the direct path to the transport, headers, bodies, errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from engine import RemoteError
-from engine import remote as remote_module
-from engine.remote import Remote, header_map
+from engine import _remote as remote_module
+from engine._remote import Remote, header_map
 
 pytestmark = pytest.mark.anyio
 
@@ -232,7 +232,7 @@ async def test_the_parsed_url_cache_keeps_reused_urls_and_stays_bounded(
         parsed.append(url)
         return real_url(url)
 
-    # Only engine.remote's own parses are counted (httpx's models keep theirs).
+    # Only engine._remote's own parses are counted (httpx's models keep theirs).
     monkeypatch.setattr(httpx, "URL", counting_url)
     seen: list[httpx.Request] = []
     async with httpx.AsyncClient(

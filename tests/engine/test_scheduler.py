@@ -6,8 +6,8 @@ import gc
 
 import pytest
 
-from engine.remote import encode_path_value, origin, where
-from engine.scheduler import DueHeap
+from engine._remote import encode_path_value, origin, where
+from engine._scheduler import DueHeap
 
 
 class _Item:

@@ -15,8 +15,7 @@ from typing import Any, Final
 
 import attrs
 
-from engine import AsyncEngine
-from engine.events import Event
+from engine import AsyncEngine, Event
 from engine.simulators import ServerHandle, create_simulator, serving
 from statemachines import Spec, builtin_path, load_document
 

@@ -19,6 +19,7 @@ from engine import (
     EVENT_NAMES,
     AsyncEngine,
     CancelError,
+    Clock,
     CredentialError,
     Engine,
     EngineClosedError,
@@ -30,11 +31,11 @@ from engine import (
     JobResult,
     JobTimedOut,
     RemoteError,
+    SystemClock,
     audit,
-    events,
-    store,
+    stores,
 )
-from engine.scheduler import Clock, SystemClock
+from engine import _events as events
 from statemachines import (
     LifecycleMachine,
     Problem,
@@ -203,5 +204,5 @@ def audit_and_store(path: Path, spec: Spec) -> None:
     stats = audit.log_stats(path)
     assert_type(stats, list[audit.LifecycleStats])
     assert_type(audit.format_stats(stats), list[str])
-    jobs = store.open_store(path)
-    assert_type(jobs, store.JobStore)
+    jobs = stores.open_store(path)
+    assert_type(jobs, stores.JobStore)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from statemachines import StatepollError
 
 if TYPE_CHECKING:
-    from .runtime import JobRef
+    from ._engine import JobRef
 
 __all__ = [
     "CancelError",

@@ -44,8 +44,8 @@ from statemachines import (
     resolve_pointer,
 )
 
-from . import events as ev
-from .errors import (
+from . import _events as ev
+from ._errors import (
     CancelError,
     CredentialError,
     EngineClosedError,
@@ -54,9 +54,9 @@ from .errors import (
     JobTimedOut,
     RemoteError,
 )
-from .hooks import HookRegistry
-from .observe import Observation, observe
-from .policy import (
+from ._hooks import HookRegistry
+from ._observe import Observation, observe
+from ._policy import (
     clamp_retry_after,
     classify,
     jittered,
@@ -64,9 +64,9 @@ from .policy import (
     parse_retry_after,
     retry_delay,
 )
-from .remote import Remote, Reply, default_client, encode_path_value, origin, where
-from .scheduler import Clock, DueHeap, SystemClock
-from .store import JobStore, open_store
+from ._remote import Remote, Reply, default_client, encode_path_value, origin, where
+from ._scheduler import Clock, DueHeap, SystemClock
+from .stores import JobStore, open_store
 
 if TYPE_CHECKING:
     import httpx
@@ -123,7 +123,7 @@ class JobResult:
 
     def raise_for_outcome(self) -> JobResult:
         """Return self on success; raise the job's error or ``JobFailed`` otherwise."""
-        from .errors import JobFailed  # noqa: PLC0415 - avoid a cycle at import time
+        from ._errors import JobFailed  # noqa: PLC0415 - avoid a cycle at import time
 
         if self.error is not None:
             raise self.error

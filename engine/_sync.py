@@ -13,7 +13,7 @@ from typing import Any, Self, TypeVar, Unpack, overload
 
 from statemachines import Spec
 
-from .runtime import AsyncEngine, EngineOptions, JobRef, JobResult
+from ._engine import AsyncEngine, EngineOptions, JobRef, JobResult
 
 __all__ = ["Engine"]
 

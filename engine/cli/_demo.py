@@ -15,9 +15,9 @@ from typing import Any, Final, TextIO
 
 import attrs
 
-from .errors import JobError
-from .runtime import AsyncEngine, JobRef
-from .simulators import ServerHandle, create_simulator, serve
+from engine._engine import AsyncEngine, JobRef
+from engine._errors import JobError
+from engine.simulators import ServerHandle, create_simulator, serve
 
 __all__ = ["DEMO_JOBS", "DemoJob", "run_demo"]
 
@@ -199,7 +199,7 @@ async def _drive(
     store: str | None,
     seed: int,
 ) -> int:
-    from .cli import _Progress  # noqa: PLC0415 - shared with run; cli imports this module lazily
+    from . import _Progress  # noqa: PLC0415 - shared with run; cli imports this module lazily
 
     env = dict.fromkeys(CREDENTIAL_ENV.values(), DEMO_KEY)
     engine = AsyncEngine(

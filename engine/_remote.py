@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 import attrs
 import httpx
 
-from .errors import RemoteError
+from ._errors import RemoteError
 
 __all__ = [
     "DEFAULT_MAX_BODY",

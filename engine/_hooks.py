@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .events import EVENT_NAMES, Event, HookFailed
+from ._events import EVENT_NAMES, Event, HookFailed
 
 __all__ = ["Hook", "HookRegistry"]
 

@@ -296,7 +296,7 @@ def _cmd_diagram(args: argparse.Namespace, out: TextIO, _err: TextIO) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .simulators import create_simulator, parse_faults, serve  # noqa: PLC0415 - only this verb serves
+    from engine.simulators import create_simulator, parse_faults, serve  # noqa: PLC0415 - only this verb serves
 
     try:
         faults = parse_faults(args.faults)
@@ -473,7 +473,7 @@ class _Progress:
 
 
 def _exit_for(result: Any) -> int:
-    from .errors import JobTimedOut, RemoteError  # noqa: PLC0415 - keeps `statepoll specs` light
+    from engine._errors import JobTimedOut, RemoteError  # noqa: PLC0415 - keeps `statepoll specs` light
 
     if isinstance(result, JobTimedOut):
         return EXIT["timeout"]
@@ -485,7 +485,7 @@ def _exit_for(result: Any) -> int:
 
 
 def _result_json(ref: Any, result: Any) -> dict[str, Any]:
-    from .errors import JobError, RemoteError  # noqa: PLC0415 - see _exit_for
+    from engine._errors import JobError, RemoteError  # noqa: PLC0415 - see _exit_for
 
     if isinstance(result, JobError):
         error: dict[str, Any] = {"type": type(result).__name__, "message": str(result)}
@@ -527,8 +527,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 async def _run_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .errors import JobError, RemoteError  # noqa: PLC0415 - see _exit_for
-    from .runtime import AsyncEngine  # noqa: PLC0415 - see _exit_for
+    from engine._engine import AsyncEngine  # noqa: PLC0415 - see _exit_for
+    from engine._errors import JobError, RemoteError  # noqa: PLC0415 - see _exit_for
 
     spec = load_spec(args.spec)
     inputs = _parse_inputs(spec, args.lifecycle, args.input, args.file)
@@ -572,7 +572,7 @@ async def _run_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _report(
     results: Sequence[tuple[Any, Any]], *, as_json: bool, out: TextIO, err: TextIO
 ) -> int:
-    from .errors import JobError  # noqa: PLC0415 - see _exit_for
+    from engine._errors import JobError  # noqa: PLC0415 - see _exit_for
 
     worst = EXIT["ok"]
     rows = []
@@ -602,8 +602,8 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 async def _resume_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .errors import JobError  # noqa: PLC0415 - see _exit_for
-    from .runtime import AsyncEngine  # noqa: PLC0415 - see _exit_for
+    from engine._engine import AsyncEngine  # noqa: PLC0415 - see _exit_for
+    from engine._errors import JobError  # noqa: PLC0415 - see _exit_for
 
     if not Path(args.store).exists():  # noqa: ASYNC240 - one stat before the loop has work
         print(f"statepoll: no store at {args.store}", file=err)
@@ -629,7 +629,7 @@ async def _resume_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .demo import run_demo  # noqa: PLC0415 - the demo starts servers; load it only here
+    from ._demo import run_demo  # noqa: PLC0415 - the demo starts servers; load it only here
 
     return run_demo(
         out=out, err=err, audit=args.audit, store=args.store, seed=args.seed
@@ -640,7 +640,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from . import audit  # noqa: PLC0415 - see _exit_for
+    from engine import audit  # noqa: PLC0415 - see _exit_for
 
     path = Path(args.log)
     if not path.exists():
