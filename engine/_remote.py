@@ -7,14 +7,13 @@ query strings and next links can carry tokens.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import attrs
 import httpx
 
+from ._core.reply import Reply, where
 from ._errors import RemoteError
 
 __all__ = [
@@ -42,12 +41,6 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port
 
 
-def where(url: str) -> str:
-    """Return ``host/path`` of ``url`` for messages (never the query)."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}{parts.path}"
-
-
 def encode_path_value(value: object) -> str:
     """Percent-encode one path parameter so it cannot change the path.
 
@@ -58,42 +51,6 @@ def encode_path_value(value: object) -> str:
     if text in {".", ".."}:
         return text.replace(".", "%2E")
     return text
-
-
-@attrs.define(slots=True)
-class Reply:
-    """A response read in full (within the body cap).
-
-    ``headers`` are keyed by lower-case name, repeated headers joined with
-    ", " (as ``httpx.Headers`` reads them): a plain dict, because the engine
-    looks several up on every poll and httpx's lookups scan every header.
-    """
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    url: str
-    _parsed: Any = attrs.field(default=None, alias="_parsed")
-    _parsed_ok: bool = attrs.field(default=False, alias="_parsed_ok")
-
-    def json(self) -> Any:
-        """Return the body parsed as JSON (``None`` for an empty body).
-
-        Raises:
-            RemoteError: kind ``protocol`` when the body is not JSON.
-        """
-        if not self._parsed_ok:
-            if not self.body.strip():
-                self._parsed = None
-            else:
-                try:
-                    self._parsed = json.loads(self.body)
-                except ValueError as exc:
-                    kind = self.headers.get("content-type", "?")
-                    msg = f"malformed JSON from {where(self.url)} (HTTP {self.status}, {kind})"
-                    raise RemoteError(msg, kind="protocol", status=self.status) from exc
-            self._parsed_ok = True
-        return self._parsed
 
 
 def default_client(max_connections: int = 64) -> httpx.AsyncClient:
