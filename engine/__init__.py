@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         JobFailed,
         JobTimedOut,
         RemoteError,
+        WaitTimeout,
     )
     from ._events import (
         EVENT_NAMES,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         IllegalTransition,
         ItemTransition,
         Polled,
+        Retrying,
         Submitted,
         TimedOut,
         TransitionEvent,
@@ -69,11 +71,13 @@ __all__ = [
     "JobTimedOut",
     "Polled",
     "RemoteError",
+    "Retrying",
     "Submitted",
     "SystemClock",
     "TimedOut",
     "TransitionEvent",
     "UnknownState",
+    "WaitTimeout",
 ]
 
 #: Public name → the private module that defines it (loaded on first use).
@@ -98,6 +102,7 @@ _WHERE = {
             "JobFailed",
             "JobTimedOut",
             "RemoteError",
+            "WaitTimeout",
         ),
         "._errors",
     ),

@@ -53,6 +53,7 @@ from ._errors import (
     JobError,
     JobTimedOut,
     RemoteError,
+    WaitTimeout,
 )
 from ._hooks import HookRegistry
 from ._observe import Observation, observe
@@ -581,11 +582,13 @@ class AsyncEngine:
         """Wait until ``job`` ends and return how it ended.
 
         A terminal state of any outcome returns a :class:`JobResult` (see
-        ``raise_for_outcome``). With ``timeout``, the job is stopped (no further
-        polls) and :class:`JobTimedOut` raised when it expires.
+        ``raise_for_outcome``). ``timeout`` bounds this wait only: when it
+        expires, :class:`WaitTimeout` is raised and the job goes on by its
+        spec (wait again, :meth:`cancel` or :meth:`forget` it).
 
         Raises:
-            JobTimedOut: the schedule or ``timeout`` ran out.
+            WaitTimeout: ``timeout`` expired first; the job is still running.
+            JobTimedOut: the spec's deadline or attempts ran out.
             RemoteError: the job ended with a classified remote error.
         """
         record = self._job(job)
@@ -596,14 +599,28 @@ class AsyncEngine:
                     await asyncio.shield(waiter)
             except TimeoutError:
                 if not record.done:
-                    await self._time_out(
-                        record, f"wait(timeout={timeout}) expired", reply=None
+                    msg = (
+                        f"{self._describe(record)} still in {record.state} after "
+                        f"wait(timeout={timeout}); it goes on"
                     )
+                    raise WaitTimeout(
+                        msg, job=record.ref(), state=record.state
+                    ) from None
         result = record.result
         assert result is not None  # noqa: S101 - done jobs always carry a result
         if result.error is not None:
             raise result.error
         return result
+
+    async def forget(self, job: JobRef) -> None:
+        """Stop tracking ``job``: no more polls, and it leaves the store.
+
+        The service is not told (use :meth:`cancel` for that). Waiters get
+        :class:`JobTimedOut` with the reason ``forgotten``.
+        """
+        record = self._job(job)
+        if not record.done:
+            await self._time_out(record, "forgotten", reply=None)
 
     async def as_completed(
         self, jobs: Iterable[JobRef] | None = None, *, timeout: float | None = None
@@ -1223,6 +1240,17 @@ class AsyncEngine:
                 "failures": job.failures,
             },
         )
+        if self._hooks.wants("retrying"):
+            await self._emit(
+                ev.Retrying(
+                    **self._base(job, reply),
+                    kind=error.kind,
+                    error=str(error),
+                    delay=delay,
+                    failures=job.failures,
+                    budget=lifecycle.errors.retry_budget,
+                )
+            )
         logger.info(
             "%s: %s; retry %d/%d in %.3gs",
             self._describe(job),

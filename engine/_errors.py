@@ -8,9 +8,10 @@
     ├── CredentialError(LookupError)      the spec's credential variable is unset
     ├── InputError(ValueError)            a missing or unknown job input
     ├── CancelError(ValueError)           the lifecycle cannot cancel, or not from this state
+    ├── WaitTimeout(TimeoutError)         wait(timeout=) expired; the job goes on
     └── JobError                          .job, .last_state
         ├── JobFailed                     outcome failure / cancelled / partial
-        ├── JobTimedOut                   attempts or deadline exhausted, or wait(timeout=)
+        ├── JobTimedOut(TimeoutError)     the spec's attempts or deadline ran out; the job ended
         └── RemoteError                   .kind: transport | status | protocol | illegal_transition
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "JobFailed",
     "JobTimedOut",
     "RemoteError",
+    "WaitTimeout",
 ]
 
 RemoteKind = Literal[
@@ -95,8 +97,23 @@ class JobFailed(JobError):  # noqa: N818 - the name is the contract (STYLE 3.4)
         self.outcome = outcome
 
 
-class JobTimedOut(JobError):  # noqa: N818 - the name is the contract (STYLE 3.4)
-    """The job ran out of attempts or time before reaching a terminal state."""
+class JobTimedOut(JobError, TimeoutError):  # noqa: N818 - the name is the contract (STYLE 3.4)
+    """The job ran out of attempts or time (by its spec) before reaching a terminal state."""
+
+
+class WaitTimeout(StatepollError, TimeoutError):  # noqa: N818 - pairs with JobTimedOut
+    """A caller's ``wait(timeout=)`` expired before the job ended.
+
+    The job is not stopped: it goes on by its spec (deadline, attempts) until it
+    ends, is cancelled, or is forgotten. ``state`` is where it was when the
+    wait gave up.
+    """
+
+    def __init__(self, message: str, *, job: JobRef, state: str) -> None:
+        """Carry the job and the state it was in."""
+        super().__init__(message)
+        self.job = job
+        self.state = state
 
 
 class RemoteError(JobError):

@@ -21,6 +21,7 @@ __all__ = [
     "IllegalTransition",
     "ItemTransition",
     "Polled",
+    "Retrying",
     "Submitted",
     "TimedOut",
     "TransitionEvent",
@@ -58,6 +59,22 @@ class Polled(Event):
     name: ClassVar[str] = "polled"
     observed: Any = None
     changed: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Retrying(Event):
+    """A request failed transiently; it is retried after ``delay`` seconds.
+
+    ``failures`` counts consecutive transient failures, ``budget`` is the
+    spec's retry budget: when ``failures`` passes it, the job ends errored.
+    """
+
+    name: ClassVar[str] = "retrying"
+    kind: str
+    error: str
+    delay: float
+    failures: int
+    budget: int
 
 
 @attrs.frozen(kw_only=True)
@@ -150,6 +167,7 @@ class HookFailed(Event):
 EVENT_NAMES: Final = (
     "submitted",
     "polled",
+    "retrying",
     "transition",
     "entered",
     "completed",

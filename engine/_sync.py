@@ -137,6 +137,10 @@ class Engine:
         """Block until the job ends (see :meth:`AsyncEngine.wait`)."""
         return self._call(lambda: self._core.wait(job, timeout=timeout))
 
+    def forget(self, job: JobRef) -> None:
+        """Stop tracking the job (see :meth:`AsyncEngine.forget`)."""
+        return self._call(lambda: self._core.forget(job))
+
     def cancel(self, job: JobRef) -> bool:
         """Cancel the job (see :meth:`AsyncEngine.cancel`)."""
         return self._call(lambda: self._core.cancel(job))

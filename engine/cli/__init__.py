@@ -473,9 +473,9 @@ class _Progress:
 
 
 def _exit_for(result: Any) -> int:
-    from engine._errors import JobTimedOut, RemoteError  # noqa: PLC0415 - keeps `statepoll specs` light
+    from engine._errors import JobTimedOut, RemoteError, WaitTimeout  # noqa: PLC0415 - keeps `statepoll specs` light
 
-    if isinstance(result, JobTimedOut):
+    if isinstance(result, (JobTimedOut, WaitTimeout)):
         return EXIT["timeout"]
     if isinstance(result, RemoteError):
         return EXIT["remote"]
@@ -564,6 +564,9 @@ async def _run_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         outcome: Any
         try:
             outcome = await engine.wait(ref, timeout=args.timeout)
+        except WaitTimeout as exc:
+            print(f"statepoll: {exc}", file=err)
+            return EXIT["timeout"]
         except JobError as exc:
             outcome = exc
     return _report([(ref, outcome)], as_json=args.json, out=out, err=err)

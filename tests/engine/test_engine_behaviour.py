@@ -13,7 +13,15 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import AsyncEngine, Engine, EngineOptions, Event, JobTimedOut, RemoteError
+from engine import (
+    AsyncEngine,
+    Engine,
+    EngineOptions,
+    Event,
+    JobTimedOut,
+    RemoteError,
+    WaitTimeout,
+)
 from statemachines import Spec, load_document
 
 BASE = "https://api.example.test"
@@ -152,16 +160,36 @@ async def test_deadline_times_out_and_stops_polling() -> None:
 
 
 @pytest.mark.anyio
-async def test_wait_timeout_stops_polling() -> None:
-    """wait(timeout=) raises JobTimedOut and the job is polled no more."""
+async def test_wait_timeout_raises_and_the_job_goes_on() -> None:
+    """wait(timeout=) raises WaitTimeout (a TimeoutError); the job keeps being polled."""
     seen: list[httpx.Request] = []
     engine, client = _engine(_scripted([{"status": "running"}], seen))
     async with client, engine:
         job = await engine.track(_spec(), "job", "a")
-        with pytest.raises(JobTimedOut):
+        with pytest.raises(TimeoutError) as info:
             await engine.wait(job, timeout=0.1)
         count = len(seen)
         await asyncio.sleep(0.1)
+
+        assert isinstance(info.value, WaitTimeout)
+        assert info.value.state == "Running"
+        assert len(seen) > count
+        assert engine.state_of(job) == "Running"
+
+
+@pytest.mark.anyio
+async def test_forget_stops_polling() -> None:
+    """forget() ends the job: it is polled no more and waiters get JobTimedOut."""
+    seen: list[httpx.Request] = []
+    engine, client = _engine(_scripted([{"status": "running"}], seen))
+    async with client, engine:
+        job = await engine.track(_spec(), "job", "a")
+        await asyncio.sleep(0.05)
+        await engine.forget(job)
+        count = len(seen)
+        await asyncio.sleep(0.1)
+        with pytest.raises(JobTimedOut):
+            await engine.wait(job)
 
     assert len(seen) == count
 

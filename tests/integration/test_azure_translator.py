@@ -22,8 +22,8 @@ from engine import (
     JobFailed,
     JobRef,
     JobResult,
-    JobTimedOut,
     RemoteError,
+    WaitTimeout,
 )
 from engine.audit import read_records, verify_log
 from engine.simulators import ServerHandle, parse_faults
@@ -405,21 +405,22 @@ async def test_cancel_after_the_batch_reached_its_end_returns_false(
 
 
 @pytest.mark.anyio
-async def test_wait_timeout_stops_polling_the_batch(
+async def test_forget_after_a_wait_timeout_stops_polling_the_batch(
     server: ServerHandle,
     requests_seen: tuple[httpx.AsyncClient, list[httpx.URL]],
 ) -> None:
-    """wait(timeout=) raises JobTimedOut and no request for the job follows."""
+    """wait(timeout=) leaves the batch running; forget() ends it and no request follows."""
     client, seen = requests_seen
     async with engine_for("azure-translator", server, SCALE, client=client) as engine:
         job = await engine.submit("azure-translator", "batch", _inputs("docs=20"))
-        with pytest.raises(JobTimedOut) as info:
+        with pytest.raises(WaitTimeout) as info:
             await engine.wait(job, timeout=0.05)
+        await engine.forget(job)
         sent = len(seen)
 
         await asyncio.sleep(0.3)  # many poll intervals at this scale
 
-    assert info.value.last_state in {"NotStarted", "Running"}
+    assert info.value.state in {"NotStarted", "Running"}
     assert len(seen) == sent
 
 
