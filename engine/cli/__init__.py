@@ -528,7 +528,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 async def _run_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from engine._engine import AsyncEngine  # noqa: PLC0415 - see _exit_for
-    from engine._errors import JobError, RemoteError  # noqa: PLC0415 - see _exit_for
+    from engine._errors import JobError, RemoteError, WaitTimeout  # noqa: PLC0415 - see _exit_for
 
     spec = load_spec(args.spec)
     inputs = _parse_inputs(spec, args.lifecycle, args.input, args.file)
