@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from statemachines import StatepollError
 
 if TYPE_CHECKING:
-    from ._engine import JobRef
+    from ._core.state import JobRef
 
 __all__ = [
     "CancelError",

@@ -7,9 +7,14 @@ the state it is in, the attempt, the last HTTP status and the next delay.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
+
+from statemachines import Outcome
+
+if TYPE_CHECKING:
+    from engine._core.state import JobResult
 
 __all__ = [
     "EVENT_NAMES",
@@ -98,10 +103,15 @@ class Entered(Event):
 
 @attrs.frozen(kw_only=True)
 class Completed(Event):
-    """The job reached a terminal state with ``outcome``."""
+    """The job reached a terminal state with ``outcome``; ``result`` is how it ended.
+
+    A hook on ``completed`` is handed the result: after hooks have run, the
+    engine keeps no copy of it (see ``AsyncEngine``'s retention).
+    """
 
     name: ClassVar[str] = "completed"
-    outcome: str
+    outcome: Outcome | None
+    result: JobResult | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -124,21 +134,23 @@ class Errored(Event):
 
 @attrs.frozen(kw_only=True)
 class IllegalTransition(Event):
-    """A poll observed ``dest``, which is not a legal move from ``state``."""
+    """A poll observed ``dest``, not a legal move from ``state`` (or an item's: ``item_id``)."""
 
     name: ClassVar[str] = "illegal_transition"
     dest: str
     observed: Any = None
     policy: str = "reject"
+    item_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
 class UnknownState(Event):
-    """A poll observed a value that maps to no state."""
+    """A poll observed a value that maps to no state (of the job, or of item ``item_id``)."""
 
     name: ClassVar[str] = "unknown_state"
     observed: Any = None
     policy: str = "reject"
+    item_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -80,8 +81,14 @@ class HookRegistry:
         """Whether any hook listens to events called ``name``."""
         return name in self.wanted
 
-    async def dispatch(self, event: Event) -> list[HookFailed]:
-        """Call every matching hook in order; return what failed (already logged)."""
+    async def dispatch(
+        self, event: Event, redact: Callable[[str], str] = str
+    ) -> list[HookFailed]:
+        """Call every matching hook in order; return what failed (already logged).
+
+        ``redact`` blanks secrets in what a failing hook's exception says:
+        its message and traceback may carry anything the hook touched.
+        """
         failed: list[HookFailed] = []
         for hook in self._hooks:
             if not hook.matches(event):
@@ -90,16 +97,18 @@ class HookRegistry:
                 outcome = hook.fn(event)
                 if inspect.isawaitable(outcome):
                     await outcome
-            except Exception as exc:  # a hook must never stop the engine; logged below
+            except Exception as exc:  # noqa: BLE001 - a hook must never stop the engine; logged below
                 self.failures += 1
                 name = getattr(hook.fn, "__qualname__", repr(hook.fn))
-                logger.exception(
-                    "hook %s failed on %s for %s/%s job %s",
+                trace = redact("".join(traceback.format_exception(exc)))
+                logger.error(  # noqa: TRY400 - the traceback is logged redacted, as text
+                    "hook %s failed on %s for %s/%s job %s\n%s",
                     name,
                     event.name,
                     event.service,
                     event.lifecycle,
                     event.job_id,
+                    trace,
                 )
                 failed.append(
                     HookFailed(
@@ -112,12 +121,12 @@ class HookRegistry:
                         time=event.time,
                         hook=name,
                         event=event.name,
-                        error=f"{type(exc).__name__}: {exc}",
+                        error=redact(f"{type(exc).__name__}: {exc}"),
                     )
                 )
         if failed and event.name != "hook_failed":
             for report in failed:
                 # Report failures to hook_failed listeners; their own failures
                 # are only logged, so a broken reporter cannot loop.
-                await self.dispatch(report)
+                await self.dispatch(report, redact)
         return failed

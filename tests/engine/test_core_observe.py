@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine._observe import holds, observe
+from engine._core.observe import holds, observe
 from statemachines import load_spec
 from statemachines.spec import Condition, ObserveRule
 

@@ -1,0 +1,892 @@
+"""One job, one step at a time: what to send next, and what a reply means.
+
+A driver asks :func:`request_for` what a job's next request is, sends it,
+and hands the reply (or the classified transport error) to :func:`on_reply`
+with the time; it gets back a :class:`Step`: the job's new state (a copy; the
+given state is never changed), the records that explain it, and, in the new
+state, the phase and due time of the next request, or the end.
+
+The job's phase (:class:`~engine._core.state.Phase`) is the one place that
+says what comes next: submit → poll ⇄ items → result → done, with cancel
+taking a turn when the caller asks. Each phase's reply is read by one
+function below; retries, time-outs and errors are shared by all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from engine._core import timing
+from engine._core.advance import advance
+from engine._core.binding import Binding
+from engine._core.observe import Observation, observe
+from engine._core.reply import Reply, where
+from engine._core.state import End, JobState, Phase, Record
+from engine._core.wire import (
+    Verdict,
+    build_url,
+    classify,
+    encode_body,
+    error_fields,
+    locate,
+    next_page,
+    status_error,
+    submit_links,
+)
+from engine._errors import CancelError, InputError, RemoteError
+from statemachines import MISSING, Request, resolve_pointer
+
+__all__ = [
+    "Outgoing",
+    "Step",
+    "abort",
+    "adopt",
+    "forget",
+    "new_submission",
+    "on_reply",
+    "poll_url",
+    "request_cancel",
+    "request_for",
+    "resume",
+    "submit_request",
+]
+
+_NO_HEADERS: Mapping[str, str] = {}
+
+
+@attrs.frozen(kw_only=True)
+class Step:
+    """A job's new state and the records that explain how it got there."""
+
+    job: JobState
+    records: tuple[Record, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Outgoing:
+    """A request to send: the spec's block (method, headers, redirects) and a URL."""
+
+    request: Request
+    url: str
+    json_body: Any = None
+    data: Mapping[str, Any] | None = None
+    files: Mapping[str, Any] | None = None
+
+    @property
+    def method(self) -> str:
+        """The HTTP method."""
+        return self.request.method
+
+
+class _Cursor:
+    """An item's state while the item machine moves it (items are kept as strings)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+# -- starting a job -------------------------------------------------------------------
+
+
+def _fresh(
+    b: Binding,
+    *,
+    key: str,
+    job_id: str,
+    state: str,
+    inputs: Mapping[str, Any],
+    filters: Mapping[str, Any] | None,
+    now: float,
+    phase: Phase,
+    client_ref: str | None = None,
+) -> JobState:
+    deadline = b.lifecycle.schedule.deadline
+    return JobState(
+        key=key,
+        service=b.spec.name,
+        lifecycle=b.lifecycle.name,
+        spec_hash=b.spec.content_hash,
+        spec_source=spec_source(b),
+        job_id=job_id,
+        state=state,
+        phase=phase,
+        due=now,
+        deadline=None if deadline is None else now + deadline * b.scale,
+        inputs={k: v for k, v in inputs.items() if k in b.kept},
+        filters=dict(filters) if filters else None,
+        base_url=b.base_url,
+        client_ref=client_ref,
+        started=now,
+    )
+
+
+def spec_source(b: Binding) -> str:
+    """Return where the job's spec can be loaded again: ``builtin:NAME`` or an absolute path."""
+    source = b.spec.source
+    if not source or source.startswith("builtin:"):
+        return source
+    return os.path.abspath(source)  # noqa: PTH100 - a string in, a string out; no I/O
+
+
+def new_submission(
+    b: Binding,
+    *,
+    key: str,
+    inputs: Mapping[str, Any],
+    filters: Mapping[str, Any] | None,
+    now: float,
+    client_ref: str | None = None,
+) -> JobState:
+    """Return the state of a job about to be submitted (phase ``submit``, no id yet).
+
+    It keeps only the inputs later requests need: the submit body is built
+    from the caller's values by :func:`submit_request` and never stored.
+    """
+    return _fresh(
+        b,
+        key=key,
+        job_id="",
+        state=b.lifecycle.initial,
+        inputs=inputs,
+        filters=filters,
+        now=now,
+        phase=Phase.SUBMIT,
+        client_ref=client_ref,
+    )
+
+
+def submit_request(b: Binding, job: JobState, values: Mapping[str, Any]) -> Outgoing:
+    """Return the submit request, its body built from the caller's ``values``."""
+    submit = b.lifecycle.submit
+    if submit is None:
+        msg = f"{b.name} has no submit; use track() with an existing id"
+        raise InputError(msg)
+    url = build_url(
+        b.base_url,
+        submit.request,
+        inputs=values,
+        job_id=job.job_id,
+        query_inputs=b.query_inputs,
+        links=None,
+    )
+    json_body, data, files = encode_body(b.lifecycle, submit.body, values)
+    return Outgoing(
+        request=submit.request, url=url, json_body=json_body, data=data, files=files
+    )
+
+
+def adopt(
+    b: Binding,
+    *,
+    key: str,
+    job_id: str,
+    inputs: Mapping[str, Any],
+    filters: Mapping[str, Any] | None,
+    state: str | None,
+    now: float,
+) -> Step:
+    """Start tracking an existing job by id (in ``state``, default the initial one)."""
+    lifecycle = b.lifecycle
+    if state is not None and state not in lifecycle.state_names:
+        declared = ", ".join(lifecycle.state_names)
+        msg = f"unknown state {state!r} for {b.name}; declared: {declared}"
+        raise InputError(msg)
+    job = _fresh(
+        b,
+        key=key,
+        job_id=job_id,
+        state=state or lifecycle.initial,
+        inputs=inputs,
+        filters=filters,
+        now=now,
+        phase=Phase.POLL,
+    )
+    job.due = timing.first_poll(
+        lifecycle, _NO_HEADERS, now=now, scale=b.scale, deadline=job.deadline
+    )
+    record = Record(kind="submitted", to_state=job.state, trigger="track")
+    return Step(job=job, records=(record,))
+
+
+def resume(b: Binding, job: JobState, *, now: float) -> Step:
+    """Take a stored job over after a restart: it goes on from its stored phase and due time.
+
+    A job whose submit was never answered (phase ``submit``: the process died
+    with the request on the wire) is not re-sent blindly: it ends as an
+    unresolved submission for a person to check.
+    """
+    new = job.copy()
+    if new.phase is Phase.SUBMIT:
+        stepper = _Stepper(b, new, now, random.Random(0))  # noqa: S311 - no jitter drawn here
+        error = RemoteError(
+            f"{b.name} submission {job.client_ref or job.key} was sent but never "
+            "answered before a restart; check the service before resubmitting",
+            kind="protocol",
+            retryable=False,
+        )
+        stepper.fail(error, None, kind="unresolved_submission")
+        return stepper.step()
+    record = Record(kind="resumed", to_state=new.state, trigger="resume")
+    return Step(job=new, records=(record,))
+
+
+def abort(b: Binding, job: JobState, error: RemoteError, *, now: float) -> Step:
+    """End ``job`` with ``error`` (a driver's last resort: the step itself failed)."""
+    stepper = _Stepper(b, job.copy(), now, random.Random(0))  # noqa: S311 - no jitter drawn here
+    stepper.fail(error, None)
+    return stepper.step()
+
+
+def forget(b: Binding, job: JobState, *, now: float) -> Step:
+    """Stop tracking ``job`` on the caller's request (nothing is sent to the service)."""
+    del b
+    new = job.copy()
+    if new.done:
+        return Step(job=new)
+    new.phase = Phase.DONE
+    new.end = End.FORGOTTEN
+    new.reason = "forgotten"
+    new.due = now
+    record = Record(kind="forgotten", from_state=new.state, detail={"polls": new.polls})
+    return Step(job=new, records=(record,))
+
+
+def request_cancel(b: Binding, job: JobState, *, now: float) -> JobState | None:
+    """Return the job with its cancel request due now, or ``None`` when it is too late.
+
+    Too late: the job ended, or is in a terminal state (fetching its result or
+    final items).
+
+    Raises:
+        CancelError: the lifecycle cannot cancel, or not from this state.
+    """
+    cancel = b.lifecycle.cancel
+    if cancel is None:
+        msg = f"{b.name} cannot be cancelled (the spec has no cancel)"
+        raise CancelError(msg)
+    if job.done or job.state in b.lifecycle.terminal_states:
+        return None
+    if job.phase is Phase.SUBMIT:
+        msg = f"{b.name}: the job has not been submitted yet; nothing to cancel"
+        raise CancelError(msg)
+    if job.state not in cancel.from_states:
+        allowed = ", ".join(cancel.from_states)
+        msg = f"cannot cancel from state {job.state!r}; allowed from: {allowed}"
+        raise CancelError(msg)
+    new = job.copy()
+    new.phase = Phase.CANCEL
+    new.page = None
+    new.due = now
+    return new
+
+
+# -- what to send -----------------------------------------------------------------------
+
+
+def poll_url(b: Binding, job: JobState) -> str:
+    """Return the URL of the job's next poll.
+
+    Drivers may keep it while ``job.poll_link`` is unchanged: it is built from
+    the job's id, inputs and submit links, which do not change otherwise.
+    """
+    return build_url(
+        b.base_url,
+        b.lifecycle.poll.request,
+        inputs=job.inputs,
+        job_id=job.job_id,
+        query_inputs=b.query_inputs,
+        links=job.links,
+        link=job.poll_link,
+    )
+
+
+def request_for(b: Binding, job: JobState) -> Outgoing:
+    """Return the job's next request (for phases poll, items, result and cancel).
+
+    Raises:
+        RemoteError: (protocol) the request cannot be built.
+    """
+    lifecycle = b.lifecycle
+    phase = job.phase
+    if phase is Phase.POLL:
+        return Outgoing(request=lifecycle.poll.request, url=poll_url(b, job))
+    if phase is Phase.ITEMS and lifecycle.items is not None and job.page:
+        return Outgoing(request=lifecycle.items.request, url=job.page)
+    if phase is Phase.RESULT and lifecycle.result is not None and job.result_link:
+        return Outgoing(request=lifecycle.result.request, url=job.result_link)
+    if phase is Phase.CANCEL and lifecycle.cancel is not None:
+        request = lifecycle.cancel.request
+        return Outgoing(request=request, url=_url(b, job, request))
+    msg = f"{b.name} job {job.job_id}: nothing to send in phase {phase.value}"
+    raise RemoteError(msg, kind="protocol", retryable=False)
+
+
+def _url(
+    b: Binding,
+    job: JobState,
+    request: Request,
+    *,
+    reply: Reply | None = None,
+    extra: Mapping[str, str | list[str]] | None = None,
+) -> str:
+    try:
+        return build_url(
+            b.base_url,
+            request,
+            inputs=job.inputs,
+            job_id=job.job_id,
+            query_inputs=b.query_inputs,
+            links=job.links,
+            reply=reply,
+            extra=extra,
+        )
+    except InputError as exc:
+        msg = f"{b.name} job {job.job_id}: {exc}"
+        raise RemoteError(msg, kind="protocol", retryable=False) from None
+
+
+# -- what a reply means --------------------------------------------------------------------
+
+
+def on_reply(
+    b: Binding,
+    job: JobState,
+    got: Reply | RemoteError,
+    *,
+    now: float,
+    rng: random.Random,
+) -> Step:
+    """Read the reply to the job's current request (or the error that replaced it).
+
+    A reply that arrives for a job that has ended meanwhile changes nothing.
+    """
+    if job.done:
+        return Step(job=job)
+    stepper = _Stepper(b, job.copy(), now, rng)
+    readers = {
+        Phase.SUBMIT: stepper.submitted,
+        Phase.POLL: stepper.polled,
+        Phase.ITEMS: stepper.paged,
+        Phase.RESULT: stepper.fetched,
+        Phase.CANCEL: stepper.cancelled,
+    }
+    try:
+        readers[job.phase](got)
+    except RemoteError as exc:
+        # Building a follow-up request failed (a template the job cannot fill,
+        # a link to nowhere): retrying cannot help.
+        stepper.fail(exc, got if isinstance(got, Reply) else None)
+    return stepper.step()
+
+
+class _Stepper:
+    """The working state of one step: a job copy being changed and its records."""
+
+    __slots__ = ("b", "job", "now", "records", "rng")
+
+    def __init__(
+        self, b: Binding, job: JobState, now: float, rng: random.Random
+    ) -> None:
+        self.b = b
+        self.job = job
+        self.now = now
+        self.rng = rng
+        self.records: list[Record] = []
+
+    def step(self) -> Step:
+        return Step(job=self.job, records=tuple(self.records))
+
+    # -- classification ----------------------------------------------------------------
+
+    def verdict(
+        self, request: Request, got: Reply | RemoteError
+    ) -> tuple[Verdict, Any, RemoteError | None]:
+        """Return ``(verdict, body, error)`` for a reply to ``request``."""
+        if isinstance(got, RemoteError):
+            return ("transient" if got.retryable else "fatal"), None, got
+        errors = self.b.lifecycle.errors
+        verdict = classify(got.status, errors, accepted=request.accepts(got.status))
+        if verdict != "observe":
+            error = status_error(
+                got, errors, self.b.redactor.text, retryable=verdict == "transient"
+            )
+            return verdict, None, error
+        try:
+            body = got.json()
+        except RemoteError as exc:
+            # Malformed or hostile (truncated, a nesting bomb): by the error
+            # policy, like any answer that cannot be read.
+            return "transient", None, exc
+        return "observe", body, None
+
+    # -- the phases --------------------------------------------------------------------
+
+    def submitted(self, got: Reply | RemoteError) -> None:
+        b, job = self.b, self.job
+        submit = b.lifecycle.submit
+        assert submit is not None  # noqa: S101 - only submissions reach this phase
+        if isinstance(got, RemoteError):
+            # The request may or may not have reached the service: never re-sent
+            # blindly. The caller sees the error; a store keeps the intent.
+            self.fail(got, None)
+            return
+        verdict, body, error = self.verdict(submit.request, got)
+        if error is not None:
+            # Only the statuses the spec names are safe to send again: anything
+            # else (a 5xx, an unreadable 202) may have created the job.
+            if verdict == "transient" and got.status in submit.retry_status:
+                self.retry(error, got)
+            else:
+                self.fail(error, got)
+            return
+        job_id = locate(submit.job_id, got, None)
+        if not job_id:
+            msg = f"no job id in the submit response from {where(got.url)}"
+            self.fail(
+                RemoteError(msg, kind="protocol", status=got.status, retryable=False),
+                got,
+            )
+            return
+        job.job_id = job_id
+        job.links = submit_links(b.lifecycle, got)
+        job.failures = 0
+        job.phase = Phase.POLL
+        self.records.append(
+            Record(
+                kind="submitted",
+                to_state=job.state,
+                trigger="submit",
+                http_status=got.status,
+            )
+        )
+        if submit.observe:
+            self.apply(got, body, trigger="submit")
+        else:
+            job.due = timing.first_poll(
+                b.lifecycle,
+                got.headers,
+                now=self.now,
+                scale=b.scale,
+                deadline=job.deadline,
+            )
+
+    def polled(self, got: Reply | RemoteError) -> None:
+        verdict, body, error = self.verdict(self.b.lifecycle.poll.request, got)
+        if error is not None:
+            self.failed(verdict, error, got)
+            return
+        assert isinstance(got, Reply)  # noqa: S101 - errors were handled above
+        job = self.job
+        job.polls += 1
+        job.polls_in_state += 1
+        job.failures = 0
+        later = tuple(
+            loc for loc in self.b.lifecycle.poll.request.url if loc.response == "last"
+        )
+        if later:
+            # Only the link is kept, not the reply: an idle job stays small.
+            job.poll_link = locate(later, got, None) or job.poll_link
+        self.apply(got, body, trigger="poll")
+
+    def paged(self, got: Reply | RemoteError) -> None:
+        b, job = self.b, self.job
+        items = b.lifecycle.items
+        item = b.item
+        assert items is not None  # noqa: S101 - only lifecycles with items list them
+        assert item is not None  # noqa: S101 - bound with the lifecycle
+        verdict, body, error = self.verdict(items.request, got)
+        if error is not None:
+            self.failed(verdict, error, got)
+            return
+        assert isinstance(got, Reply)  # noqa: S101 - errors were handled above
+        entries = resolve_pointer(body, items.items_pointer)
+        if not isinstance(entries, list):
+            msg = f"no item list at {items.items_pointer} from {where(got.url)}"
+            self.retry(RemoteError(msg, kind="protocol", status=got.status), got)
+            return
+        states = dict(job.items or {})
+        for entry in entries:
+            if not self.item_seen(item, items.id_pointer, entry, states, got):
+                return
+        job.items = states
+        # A good page proves the service answers: a long listing must not use
+        # up the retry budget on faults spread across its pages.
+        job.failures = 0
+        job.pages += 1
+        job.listed += len(entries)
+        following = next_page(
+            items.paging,
+            body,
+            url=got.url,
+            base_url=b.base_url,
+            listed=job.listed,
+            count=len(entries),
+        )
+        if following is not None and job.pages < items.paging.max_pages:
+            job.page = following
+            job.due = self.now
+            return
+        job.page = None
+        if job.state in b.lifecycle.terminal_states:
+            self.finish_terminal()
+        else:
+            job.phase = Phase.POLL
+            self.schedule_poll(got.headers)
+
+    def item_seen(
+        self,
+        item: Binding,
+        id_pointer: str,
+        entry: Any,
+        states: dict[str, str],
+        reply: Reply,
+    ) -> bool:
+        """Move one item; return False when its policy ended the job."""
+        item_id = resolve_pointer(entry, id_pointer)
+        if item_id is MISSING or item_id is None or isinstance(item_id, (dict, list)):
+            return True
+        item_id = str(item_id)
+        lifecycle = item.lifecycle
+        seen = observe(
+            lifecycle.poll.observe,
+            200,
+            _NO_HEADERS,
+            entry,
+            default_policy=lifecycle.policy.unknown_state,
+        )
+        cursor = _Cursor(states.get(item_id, lifecycle.initial))
+        moved = advance(
+            item.machine,
+            lifecycle,
+            cursor,
+            seen,
+            trigger="poll",
+            http_status=reply.status,
+            item_id=item_id,
+        )
+        self.records.extend(moved.records)
+        states[item_id] = cursor.state
+        if moved.failure is not None:
+            self.job.items = states
+            kind, message = moved.failure
+            msg = f"item {item_id}: {message} observed at {where(reply.url)}"
+            self.fail(
+                RemoteError(msg, kind=kind, status=reply.status, retryable=False),
+                reply,
+            )
+            return False
+        return True
+
+    def fetched(self, got: Reply | RemoteError) -> None:
+        result = self.b.lifecycle.result
+        assert result is not None  # noqa: S101 - only lifecycles with a result fetch one
+        verdict, body, error = self.verdict(result.request, got)
+        if error is not None:
+            self.failed(verdict, error, got)
+            return
+        self.job.result = body
+        self.complete()
+
+    def cancelled(self, got: Reply | RemoteError) -> None:
+        b, job = self.b, self.job
+        cancel = b.lifecycle.cancel
+        assert cancel is not None  # noqa: S101 - only cancellable lifecycles reach this phase
+        if isinstance(got, RemoteError):
+            self.failed("transient" if got.retryable else "fatal", got, None)
+            return
+        accepted = cancel.request.accepts(got.status)
+        refused = got.status in cancel.refused_status or not accepted
+        if refused and got.status not in cancel.refused_status:
+            verdict = classify(got.status, b.lifecycle.errors, accepted=False)
+            if verdict == "transient":
+                error = status_error(
+                    got, b.lifecycle.errors, b.redactor.text, retryable=True
+                )
+                self.retry(error, got)
+                return
+        self.records.append(
+            Record(
+                kind="cancel_requested",
+                from_state=job.state,
+                trigger="cancel",
+                http_status=got.status,
+                detail={"accepted": not refused},
+            )
+        )
+        job.phase = Phase.POLL
+        job.failures = 0
+        if refused:
+            self.schedule_poll(got.headers)
+            return
+        body: Any = None
+        try:
+            body = got.json()
+        except RemoteError:
+            body = None
+        if cancel.observe and body is not None:
+            self.apply(got, body, trigger="cancel")
+            return
+        first = cancel.leads_to[0]
+        if job.state != first:
+            self.move(Observation(first, None), got, trigger="cancel")
+            if job.done:
+                return
+        if job.state in b.lifecycle.terminal_states:
+            # The cancel itself ended the job: no poll to confirm what the
+            # spec says the cancel leads to.
+            self.enter_terminal(got, body)
+        else:
+            self.schedule_poll(got.headers)
+
+    # -- shared moves ----------------------------------------------------------------------
+
+    def apply(self, reply: Reply, body: Any, *, trigger: str) -> None:
+        """Read the state ``reply`` shows, move the job, and decide what comes next."""
+        lifecycle = self.b.lifecycle
+        seen = observe(
+            lifecycle.poll.observe,
+            reply.status,
+            reply.headers,
+            body,
+            default_policy=lifecycle.policy.unknown_state,
+        )
+        self.records.append(
+            Record(
+                kind="polled",
+                trigger=trigger,
+                http_status=reply.status,
+                observed=seen.raw,
+                detail={
+                    "changed": seen.state is not None and seen.state != self.job.state
+                },
+            )
+        )
+        self.move(seen, reply, trigger=trigger)
+        job = self.job
+        if job.done:
+            return
+        if job.state in lifecycle.terminal_states:
+            self.enter_terminal(reply, body)
+            return
+        items = lifecycle.items
+        if items is not None and items.refresh == "each_poll":
+            self.start_listing(reply)
+            return
+        self.schedule_poll(reply.headers)
+
+    def move(self, seen: Observation, reply: Reply, *, trigger: str) -> None:
+        """Apply ``seen`` through the machine; end the job when its policy says so."""
+        b, job = self.b, self.job
+        moved = advance(
+            b.machine, b.lifecycle, job, seen, trigger=trigger, http_status=reply.status
+        )
+        self.records.extend(moved.records)
+        if moved.failure is not None:
+            kind, message = moved.failure
+            msg = f"{message} observed at {where(reply.url)}"
+            self.fail(
+                RemoteError(msg, kind=kind, status=reply.status, retryable=False),
+                reply,
+            )
+            return
+        schedule = b.lifecycle.schedule
+        for state in moved.entered:
+            job.polls_in_state = 0
+            override = schedule.for_state(state)
+            if override is not None and override.deadline is not None:
+                # A state with its own deadline (a provisional state re-checked
+                # for hours) replaces the job's: it is why the job waits there.
+                job.deadline = self.now + override.deadline * b.scale
+
+    def start_listing(self, reply: Reply) -> None:
+        b, job = self.b, self.job
+        items = b.lifecycle.items
+        assert items is not None  # noqa: S101 - callers checked
+        paging = items.paging
+        extra: dict[str, str | list[str]] = {}
+        if paging.page_size_param and paging.page_size:
+            extra[paging.page_size_param] = str(paging.page_size)
+        declared = {f.name: f for f in items.filters}
+        for name, value in (job.filters or {}).items():
+            spec_filter = declared.get(name)
+            if spec_filter is None:
+                continue  # refused when the job was registered
+            if isinstance(value, (list, tuple)):
+                values = [str(v) for v in value]
+                extra[spec_filter.param] = (
+                    values if spec_filter.format == "repeat" else ",".join(values)
+                )
+            else:
+                extra[spec_filter.param] = str(value)
+        job.phase = Phase.ITEMS
+        job.page = _url(b, job, items.request, reply=reply, extra=extra)
+        job.pages = 0
+        job.listed = 0
+        job.due = self.now
+
+    def enter_terminal(self, reply: Reply, body: Any) -> None:
+        """The job reached a terminal state: keep its last answer, then items, result, end."""
+        b, job = self.b, self.job
+        job.response = body
+        job.status = reply.status
+        result = b.lifecycle.result
+        outcome = b.lifecycle.state(job.state).outcome
+        if result is not None and outcome in result.on:
+            job.result_link = _url(b, job, result.request, reply=reply)
+        if b.lifecycle.items is not None:
+            self.start_listing(reply)
+            return
+        self.finish_terminal()
+
+    def finish_terminal(self) -> None:
+        job = self.job
+        if job.result_link is not None and job.result is None:
+            job.phase = Phase.RESULT
+            job.due = self.now
+            return
+        if job.result is None:
+            job.result = job.response
+        self.complete()
+
+    def schedule_poll(self, headers: Mapping[str, str]) -> None:
+        b, job = self.b, self.job
+        job.phase = Phase.POLL
+        plan = timing.next_poll(
+            b.lifecycle,
+            job.state,
+            job.polls,
+            job.polls_in_state,
+            job.deadline,
+            headers,
+            now=self.now,
+            scale=b.scale,
+            rng=self.rng,
+        )
+        if plan.due is None:
+            self.time_out(plan.give_up or "gave up")
+        else:
+            job.due = plan.due
+
+    # -- failing, retrying, ending ----------------------------------------------------------
+
+    def failed(
+        self, verdict: Verdict, error: RemoteError, reply: Reply | RemoteError | None
+    ) -> None:
+        answer = reply if isinstance(reply, Reply) else None
+        if verdict == "transient":
+            self.retry(error, answer)
+        else:
+            self.fail(error, answer)
+
+    def retry(self, error: RemoteError, reply: Reply | None) -> None:
+        b, job = self.b, self.job
+        errors = b.lifecycle.errors
+        job.failures += 1
+        if job.failures > errors.retry_budget:
+            self.fail(error, reply, exhausted=True)
+            return
+        headers = reply.headers if reply is not None else _NO_HEADERS
+        plan = timing.next_retry(
+            b.lifecycle,
+            job.failures,
+            job.deadline,
+            headers,
+            now=self.now,
+            scale=b.scale,
+        )
+        if plan.due is None:
+            self.time_out(f"{plan.give_up} ({error})")
+            return
+        job.due = plan.due
+        self.records.append(
+            Record(
+                kind="retrying",
+                from_state=job.state,
+                trigger=job.phase.value,
+                http_status=reply.status if reply is not None else None,
+                detail={
+                    "kind": error.kind,
+                    "error": str(error),
+                    "delay": round(plan.due - self.now, 3),
+                    "failures": job.failures,
+                    "budget": errors.retry_budget,
+                },
+            )
+        )
+
+    def fail(
+        self,
+        error: RemoteError,
+        reply: Reply | None,
+        *,
+        exhausted: bool = False,
+        kind: str = "errored",
+    ) -> None:
+        job = self.job
+        fields = error_fields(error)
+        if exhausted:
+            fields["message"] = (
+                f"{fields['message']} (after {job.failures - 1} retries)"
+            )
+        job.error = fields
+        job.phase = Phase.DONE
+        job.end = End.ERRORED
+        job.reason = kind
+        job.due = self.now
+        if reply is not None:
+            job.status = reply.status
+            try:
+                job.response = reply.json()
+            except RemoteError:
+                job.response = None
+        self.records.append(
+            Record(
+                kind=kind,
+                from_state=job.state,
+                http_status=error.status,
+                detail={
+                    "kind": error.kind,
+                    "code": error.code,
+                    "message": error.remote_message or fields["message"],
+                },
+            )
+        )
+
+    def time_out(self, reason: str) -> None:
+        job = self.job
+        job.phase = Phase.DONE
+        job.end = End.TIMED_OUT
+        job.reason = reason
+        job.due = self.now
+        self.records.append(
+            Record(
+                kind="timed_out",
+                from_state=job.state,
+                detail={"reason": reason, "polls": job.polls},
+            )
+        )
+
+    def complete(self) -> None:
+        b, job = self.b, self.job
+        job.phase = Phase.DONE
+        job.end = End.COMPLETED
+        job.due = self.now
+        outcome = b.lifecycle.state(job.state).outcome
+        self.records.append(
+            Record(
+                kind="completed",
+                to_state=job.state,
+                http_status=job.status,
+                detail={
+                    "outcome": outcome.value if outcome else None,
+                    "polls": job.polls,
+                },
+            )
+        )

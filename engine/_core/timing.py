@@ -1,0 +1,215 @@
+"""When a job's next request is due: the one timing rule.
+
+Schedule, backoff, jitter, the server's own hint (``Retry-After``), per-state
+overrides, attempts and the deadline are combined here and nowhere else:
+
+- a poll after an answer waits the schedule's delay for the state (interval,
+  backoff by polls in that state, jitter), times the service's time scale;
+- a retry after a transient failure waits the error policy's backoff for the
+  number of consecutive failures;
+- the first poll after a submit or an adoption waits the initial delay;
+- in all three, a server hint the spec honours is a floor: the wait is the
+  longer of the two, and the hint is clamped to the spec's ``retry_after``
+  bounds first (a server asking for an hour gets the spec's maximum);
+- no wait runs past the job's deadline: the last one is shortened so that one
+  request happens at the deadline (as Smithy's waiters do), and a job whose
+  deadline has passed gives up instead of waiting.
+
+Times are seconds on the driver's clock, which is epoch-anchored, so that an
+HTTP-date hint compares with ``now`` directly.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from statemachines import Errors, Lifecycle, Schedule
+
+__all__ = [
+    "Plan",
+    "at_or_before",
+    "first_poll",
+    "jittered",
+    "next_poll",
+    "next_retry",
+    "parse_retry_after",
+    "poll_delay",
+    "retry_delay",
+    "server_hint",
+]
+
+
+class Plan(NamedTuple):
+    """When the next request is due, or why the job gives up instead."""
+
+    due: float | None
+    give_up: str | None = None
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Return the seconds a ``Retry-After`` value asks for, or ``None`` if unreadable.
+
+    Accepts delta-seconds and HTTP-dates (RFC 9110 §10.2.3); a date in the
+    past means 0. Negative, NaN and infinite numbers are unreadable.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        return _seconds_until(text, now)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _seconds_until(date: str, now: float) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None  # RFC 9110 dates are GMT; a naive one is not an HTTP-date
+    return max(0.0, when.timestamp() - now)
+
+
+def server_hint(
+    headers: Mapping[str, str], schedule: Schedule, *, scale: float, now: float
+) -> float | None:
+    """Return the wait the server asked for, clamped by the spec, or ``None``.
+
+    ``None`` when the server asked nothing readable or the spec does not
+    honour its hints. The bounds are the spec's (times ``scale``); the
+    server's own figure is not scaled: it is already in real seconds.
+    """
+    bounds = schedule.retry_after
+    if not bounds.honour:
+        return None
+    asked = parse_retry_after(headers.get("retry-after"), now=now)
+    if asked is None:
+        return None
+    return min(max(asked, bounds.min * scale), bounds.max * scale)
+
+
+def jittered(delay: float, schedule: Schedule, rng: random.Random) -> float:
+    """Apply the schedule's jitter to ``delay``."""
+    jitter = schedule.jitter
+    if jitter.kind == "full":
+        return rng.uniform(0.0, delay)
+    if jitter.kind == "proportional":
+        return delay * (1.0 + rng.uniform(-jitter.ratio, jitter.ratio))
+    return delay
+
+
+def poll_delay(lifecycle: Lifecycle, state: str, polls_in_state: int) -> float:
+    """Return the un-jittered, unscaled wait before the next poll.
+
+    ``polls_in_state`` counts polls answered since the job entered ``state``
+    (1 after the first). Per-state overrides replace the interval and backoff.
+    """
+    schedule = lifecycle.schedule
+    interval = schedule.interval
+    backoff = schedule.backoff
+    override = schedule.for_state(state)
+    if override is not None:
+        interval = override.interval or interval
+        backoff = override.backoff or backoff
+    grow = polls_in_state - 1
+    if backoff.kind == "fixed" or grow <= 0:
+        return interval
+    # Cap the exponent first so a long-lived job cannot overflow a float.
+    grown = interval * backoff.factor ** min(grow, 64)
+    cap = backoff.max_interval
+    return min(grown, cap) if cap is not None else grown
+
+
+def retry_delay(errors: Errors, failures: int) -> float:
+    """Return the unscaled wait before transient retry number ``failures`` (1-based)."""
+    policy = errors.retry_backoff
+    exponent = min(max(failures - 1, 0), 64)
+    return float(min(policy.initial * policy.factor**exponent, policy.max))
+
+
+def at_or_before(now: float, delay: float, deadline: float | None) -> float:
+    """Return ``now + delay``, shortened so that it is not after ``deadline``."""
+    due = now + max(0.0, delay)
+    if deadline is not None and due > deadline:
+        return max(now, deadline)
+    return due
+
+
+def first_poll(
+    lifecycle: Lifecycle,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    scale: float,
+    deadline: float | None,
+) -> float:
+    """Return when the first poll is due after a submit (or an adoption: no headers)."""
+    schedule = lifecycle.schedule
+    delay = schedule.initial_delay * scale
+    hint = server_hint(headers, schedule, scale=scale, now=now)
+    if hint is not None:
+        delay = max(delay, hint)
+    return at_or_before(now, delay, deadline)
+
+
+def next_poll(  # noqa: PLR0917 - the job's counters, spelled out so that callers pass plain values
+    lifecycle: Lifecycle,
+    state: str,
+    polls: int,
+    polls_in_state: int,
+    deadline: float | None,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    scale: float,
+    rng: random.Random,
+) -> Plan:
+    """Return when the next poll is due after an answer, or why to give up.
+
+    Gives up when the spec's ``max_attempts`` (or the state's own) is used
+    up, or the deadline has passed.
+    """
+    schedule = lifecycle.schedule
+    override = schedule.for_state(state)
+    if override is not None and override.max_attempts is not None:
+        if polls_in_state >= override.max_attempts:
+            return Plan(None, f"{polls_in_state} polls in {state}")
+    elif schedule.max_attempts is not None and polls >= schedule.max_attempts:
+        return Plan(None, f"{polls} polls (max_attempts)")
+    if deadline is not None and now >= deadline:
+        return Plan(None, "deadline reached")
+    delay = poll_delay(lifecycle, state, polls_in_state) * scale
+    delay = jittered(delay, schedule, rng)
+    hint = server_hint(headers, schedule, scale=scale, now=now)
+    if hint is not None:
+        delay = max(delay, hint)
+    return Plan(at_or_before(now, delay, deadline))
+
+
+def next_retry(
+    lifecycle: Lifecycle,
+    failures: int,
+    deadline: float | None,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    scale: float,
+) -> Plan:
+    """Return when a request that failed transiently is retried, or why to give up.
+
+    The retry budget is the caller's to check (running out of it is an
+    error, not a timeout); this gives up only when the deadline has passed.
+    """
+    if deadline is not None and now >= deadline:
+        return Plan(None, "deadline reached while retrying")
+    delay = retry_delay(lifecycle.errors, failures) * scale
+    hint = server_hint(headers, lifecycle.schedule, scale=scale, now=now)
+    if hint is not None:
+        delay = max(delay, hint)
+    return Plan(at_or_before(now, delay, deadline))

@@ -1,0 +1,403 @@
+"""What goes on the wire and what comes back, decided without touching it.
+
+URLs (links located in earlier responses, or the spec's path template and
+query), request bodies, item pages, and the classification of a status into
+observe / transient / fatal with the service's own error code and message.
+Everything a service sends back that ends up in a message is redacted here,
+before it reaches an error, an event or a log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, unquote_plus, urlencode, urljoin
+
+from engine._core.reply import Reply, where
+from engine._errors import InputError, RemoteError
+from statemachines import (
+    MISSING,
+    Errors,
+    Lifecycle,
+    Locator,
+    Paging,
+    Request,
+    resolve_pointer,
+)
+
+__all__ = [
+    "Verdict",
+    "build_url",
+    "classify",
+    "encode_body",
+    "encode_path_value",
+    "error_fields",
+    "expand_path",
+    "locate",
+    "merge_query",
+    "next_page",
+    "query_params",
+    "status_error",
+    "submit_links",
+    "template_fields",
+]
+
+Verdict = Literal["observe", "transient", "fatal"]
+
+_FIELD = re.compile(r"\{(\+?)([A-Za-z0-9_]+)\}")
+#: Service-provided text is cut to this many characters in messages.
+_TEXT_CAP = 300
+
+
+def template_fields(request: Request) -> set[str]:
+    """Return the names every template of ``request`` (path and query) uses."""
+    texts = [request.path or "", *(value for _, value in request.query)]
+    return {match.group(2) for text in texts for match in _FIELD.finditer(text)}
+
+
+def encode_path_value(value: object) -> str:
+    """Percent-encode one path parameter so it cannot change the path.
+
+    ``/`` is encoded, and so are dot segments: a job id ``..`` or ``../admin``
+    must stay one literal segment.
+    """
+    text = quote(str(value), safe="")
+    if text in {".", ".."}:
+        return text.replace(".", "%2E")
+    return text
+
+
+def expand_path(template: str, values: Mapping[str, Any]) -> str:
+    """Expand ``{name}`` fields of a path template, each value one encoded segment.
+
+    Raises:
+        KeyError: naming the first field without a value.
+    """
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in values:
+            raise KeyError(name)
+        return encode_path_value(values[name])
+
+    return _FIELD.sub(one, template)
+
+
+def _expand_raw(template: str, values: Mapping[str, Any]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in values:
+            raise KeyError(name)
+        return str(values[name])
+
+    return _FIELD.sub(one, template)
+
+
+def merge_query(url: str, params: Mapping[str, str | list[str]]) -> str:
+    """Return ``url`` with ``params`` set in its query.
+
+    A parameter the URL already has is replaced; the URL's other pairs are
+    kept byte for byte (next links and operation URLs carry opaque tokens
+    that must not be re-encoded). A list value is sent as repeated pairs.
+    """
+    if not params:
+        return url
+    base, _, fragment = url.partition("#")
+    path, sep, query = base.partition("?")
+    names = set(params)
+    kept = [
+        pair
+        for pair in (query.split("&") if sep and query else [])
+        if pair and _unquoted_name(pair) not in names
+    ]
+    added = urlencode(
+        [
+            (name, item)
+            for name, value in params.items()
+            for item in (value if isinstance(value, list) else [value])
+        ]
+    )
+    merged = "&".join([*kept, added])
+    return f"{path}?{merged}" + (f"#{fragment}" if fragment else "")
+
+
+def _unquoted_name(pair: str) -> str:
+    return unquote_plus(pair.split("=", 1)[0])
+
+
+def query_params(
+    request: Request, inputs: Mapping[str, Any], query_inputs: Iterable[Any]
+) -> dict[str, str | list[str]]:
+    """Return a request's query: its templates filled from ``inputs``, plus query inputs.
+
+    Raises:
+        KeyError: naming a template field without a value.
+    """
+    params: dict[str, str | list[str]] = {}
+    raw = {k: v for k, v in inputs.items() if isinstance(v, (str, int, float))}
+    for name, template in request.query:
+        params[name] = _expand_raw(template, raw)
+    for spec_input in query_inputs:
+        if spec_input.name in inputs:
+            params[spec_input.wire_name] = str(inputs[spec_input.name])
+    return params
+
+
+def build_url(
+    base_url: str,
+    request: Request,
+    *,
+    inputs: Mapping[str, Any],
+    job_id: str,
+    query_inputs: Iterable[Any],
+    links: Mapping[str, str] | None,
+    reply: Reply | None = None,
+    link: str | None = None,
+    extra: Mapping[str, str | list[str]] | None = None,
+) -> str:
+    """Return the absolute URL of ``request`` for a job.
+
+    ``link`` (a URL the caller already located) wins; then a link located by
+    the request's ``url`` locators (in the submit response, by ``links``, or
+    in ``reply``); else the path template is filled with the job's inputs and
+    id. The spec's query and ``extra`` are merged in.
+
+    Raises:
+        InputError: a template field has no value.
+        RemoteError: (protocol) no link and no path to fall back on.
+    """
+    if link is None and request.url:
+        link = locate(request.url, reply, links)
+    url = urljoin(base_url + "/", link) if link else None
+    if url is None:
+        if request.path is None:
+            msg = "no link for this request and no path to fall back on"
+            raise RemoteError(msg, kind="protocol", retryable=False)
+        try:
+            url = base_url + expand_path(request.path, {**inputs, "job_id": job_id})
+        except KeyError as exc:
+            msg = f"input {exc.args[0]!r} is needed by path {request.path}"
+            raise InputError(msg) from None
+    try:
+        params = query_params(request, inputs, query_inputs)
+    except KeyError as exc:
+        msg = f"input {exc.args[0]!r} is needed by the query of {request.path or url}"
+        raise InputError(msg) from None
+    if extra:
+        params.update(extra)
+    return merge_query(url, params)
+
+
+def locate(
+    locators: tuple[Locator, ...],
+    reply: Reply | None,
+    links: Mapping[str, str] | None,
+) -> str | None:
+    """Return the first value the locators find, or ``None``.
+
+    A locator on the ``submit`` response reads the value kept in ``links``;
+    one on the ``last`` response reads ``reply`` (skipped when there is none).
+    """
+    for locator in locators:
+        if locator.response == "submit":
+            value: Any = (links or {}).get(locator.location)
+        elif reply is None:
+            continue
+        elif locator.header is not None:
+            value = reply.headers.get(locator.header.lower())
+        else:
+            value = resolve_pointer(reply.json(), locator.pointer or "")
+        if value is MISSING or value is None or value == "":
+            continue
+        text = str(value)
+        if locator.pattern is not None:
+            match = re.search(locator.pattern, text)
+            if match is None:
+                continue
+            groups = match.groupdict()
+            text = groups.get("id") or (
+                match.group(1) if match.groups() else match.group(0)
+            )
+        return text
+    return None
+
+
+def submit_links(lifecycle: Lifecycle, reply: Reply) -> dict[str, str] | None:
+    """Return the values later requests locate in the submit response, by locator."""
+    links: dict[str, str] = {}
+    requests = [lifecycle.poll.request]
+    for block in (lifecycle.result, lifecycle.cancel, lifecycle.items):
+        if block is not None:
+            requests.append(block.request)
+    for request in requests:
+        for locator in request.url:
+            if locator.response != "submit":
+                continue
+            as_last = Locator(
+                pointer=locator.pointer,
+                header=locator.header,
+                pattern=locator.pattern,
+                response="last",
+            )
+            value = locate((as_last,), reply, None)
+            if value:
+                links[locator.location] = value
+    return links or None
+
+
+def encode_body(
+    lifecycle: Lifecycle, kind: str, values: Mapping[str, Any]
+) -> tuple[Any, dict[str, Any] | None, dict[str, Any] | None]:
+    """Return ``(json, data, files)`` for the submit request."""
+    if kind == "none":
+        return None, None, None
+    if kind == "json":
+        body = {
+            i.wire_name: values[i.name]
+            for i in lifecycle.inputs
+            if i.where == "body" and i.name in values
+        }
+        return body, None, None
+    data: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    for spec_input in lifecycle.inputs:
+        if spec_input.name not in values:
+            continue
+        value = values[spec_input.name]
+        if spec_input.where in ("form", "body"):
+            data[spec_input.wire_name] = _form_value(value)
+        elif spec_input.where == "file":
+            files[spec_input.wire_name] = _file_part(value)
+    if kind == "form":
+        return None, data, None
+    return None, data, files or None
+
+
+def _form_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return [_form_value(v) for v in value]
+    return str(value)
+
+
+def _file_part(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, bytes):
+        return ("upload", value, "application/octet-stream")
+    path = Path(value)
+    return (path.name, path.read_bytes(), "application/octet-stream")
+
+
+def next_page(
+    paging: Paging,
+    body: Any,
+    *,
+    url: str,
+    base_url: str,
+    listed: int,
+    count: int,
+) -> str | None:
+    """Return the next page's URL after a page at ``url``, or ``None`` after the last.
+
+    ``listed`` counts the entries read so far in this listing (this page's
+    included), ``count`` this page's entries.
+    """
+    if paging.kind == "next_link":
+        for pointer in paging.next_pointers:
+            link = resolve_pointer(body, pointer)
+            if isinstance(link, str) and link:
+                # The link carries its own query (skip, top, filters).
+                return urljoin(base_url + "/", link)
+        return None
+    if paging.kind == "skip":
+        full = paging.page_size is None or count >= paging.page_size
+        if count and full and paging.skip_param:
+            return merge_query(url, {paging.skip_param: str(listed)})
+        return None
+    for pointer in paging.next_pointers:
+        token = resolve_pointer(body, pointer)
+        if isinstance(token, str) and token and paging.cursor_param:
+            return merge_query(url, {paging.cursor_param: token})
+    return None
+
+
+def classify(status: int, errors: Errors, *, accepted: bool) -> Verdict:
+    """Classify an HTTP status by the spec's error rules.
+
+    Order: ``retry_status``, then ``fatal_status``, then statuses the request
+    accepts (observed); any other 5xx is transient and any other status fatal.
+    """
+    if status in errors.retry_status:
+        return "transient"
+    if status in errors.fatal_status:
+        return "fatal"
+    if accepted:
+        return "observe"
+    return "transient" if status >= 500 else "fatal"
+
+
+def status_error(
+    reply: Reply, errors: Errors, redact: Any, *, retryable: bool
+) -> RemoteError:
+    """Return the error for a status the spec does not accept.
+
+    ``retryable`` comes from the classification, never from the message.
+    The service's own code and message (read at the spec's pointers) are
+    redacted by ``redact`` (a ``str -> str``) and cut to a readable length:
+    a service may echo the key it received, and a hostile one may send a
+    megabyte.
+    """
+    code: str | None = None
+    message: str | None = None
+    body: Any = None
+    try:
+        body = reply.json()
+    except RemoteError:
+        body = None
+    if body is not None:
+        code = _first(body, errors.code_pointers)
+        message = _first(body, errors.message_pointers)
+    if code is not None:
+        code = redact(_cut(code, 100))
+    if message is not None:
+        message = redact(_cut(message, _TEXT_CAP))
+    detail = f" {code}" if code else ""
+    text = f": {message}" if message else ""
+    how = "retryable" if retryable else "fatal"
+    msg = f"HTTP {reply.status}{detail} from {where(reply.url)} ({how}){text}"
+    return RemoteError(
+        msg,
+        kind="status",
+        status=reply.status,
+        code=code,
+        remote_message=message,
+        retryable=retryable,
+    )
+
+
+def _first(body: Any, pointers: tuple[str, ...]) -> str | None:
+    for pointer in pointers:
+        found = resolve_pointer(body, pointer)
+        if found is not MISSING and found is not None:
+            return str(found) if not isinstance(found, str) else found
+    return None
+
+
+def _cut(text: str, cap: int) -> str:
+    return text if len(text) <= cap else text[: cap - 3] + "..."
+
+
+def error_fields(error: RemoteError) -> dict[str, Any]:
+    """Return a classified error as the JSON a job snapshot keeps."""
+    return {
+        "kind": error.kind,
+        "status": error.status,
+        "code": error.code,
+        "message": str(error),
+        "remote_message": error.remote_message,
+        "retryable": error.retryable,
+    }

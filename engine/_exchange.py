@@ -1,0 +1,62 @@
+"""Send one request of a job: redirects followed hop by hop, credentials only to the spec's host.
+
+Shared by every driver. The decisions (is this URL the spec's own? may a
+credential go there? where does a redirect lead, with which method?) are
+plain checks on the binding; the sending is ``engine._remote``'s.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+from engine._core.binding import Binding
+from engine._core.reply import Reply, where
+from engine._core.step import Outgoing
+from engine._errors import RemoteError
+from engine._remote import Remote
+
+__all__ = ["MAX_REDIRECTS", "exchange"]
+
+MAX_REDIRECTS = 5
+
+
+async def exchange(
+    remote: Remote, b: Binding, out: Outgoing, *, timeout: float
+) -> Reply:
+    """Send ``out`` (following redirects when its request says so) and return the reply.
+
+    ``timeout`` bounds each hop as a whole (connect, headers and body).
+
+    Raises:
+        RemoteError: transport faults (retryable), a link to a foreign host the
+            spec refuses, too many redirects (not retryable).
+    """
+    request = out.request
+    method, url = request.method, out.url
+    json_body, data, files = out.json_body, out.data, out.files
+    for _hop in range(MAX_REDIRECTS + 1):
+        own = b.is_own(url)
+        if not own and b.lifecycle.policy.foreign_links == "refuse":
+            host = b.origin[1]
+            msg = (
+                f"refused a link to a foreign host ({where(url)}); the spec's is {host}"
+            )
+            raise RemoteError(msg, kind="protocol", retryable=False)
+        # else: anonymous; credentials only ever go to the spec's own host.
+        reply = await remote.send(
+            method,
+            url,
+            headers=b.headers_for(request, own=own),
+            json_body=json_body,
+            data=data,
+            files=files,
+            timeout=timeout,
+        )
+        location = reply.headers.get("location")
+        if not (request.follow_redirects and 300 <= reply.status < 400 and location):
+            return reply
+        url = urljoin(reply.url, location)
+        if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
+            method, json_body, data, files = "GET", None, None, None
+    msg = f"too many redirects from {where(url)}"
+    raise RemoteError(msg, kind="protocol", retryable=False)

@@ -1,0 +1,377 @@
+"""The one publish path: a step's records → redacted audit records → store → log lines → hooks.
+
+Nothing else writes an audit record, commits a job to the store, logs a job's
+move or calls a hook. Every value on the way out goes through the binding's
+redactor, which knows the live secrets and the spec's sensitive pointers and
+query parameters: the audit log, the store, the log lines and the events all
+get the redacted copy.
+
+Order matters: the audit record is written first, then the store (so that a
+restart can reconcile a store that lagged behind its log), then the log line,
+then hooks (which see only what is already committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from engine import _events as ev
+from engine._core.binding import Binding
+from engine._core.state import JobResult, JobState, Record
+from engine._hooks import HookRegistry
+from engine.audit import AuditEntry, AuditSink, AuditWriteError
+from engine.stores import JobStore
+
+__all__ = ["Publisher"]
+
+logger = logging.getLogger("statepoll.engine")
+
+#: Record kinds that are events only, never audited.
+_NOT_AUDITED = frozenset({"polled"})
+
+
+class Publisher:
+    """Publishes steps for one driver (its audit sink, store and hooks)."""
+
+    def __init__(
+        self,
+        *,
+        audit: AuditSink | None,
+        store: JobStore | None,
+        hooks: HookRegistry,
+    ) -> None:
+        """Publish to ``audit`` and ``store`` (each optional) and ``hooks``."""
+        self.audit = audit
+        self.store = store
+        self.hooks = hooks
+        #: Audit writes that failed (each also logged): the log has a hole.
+        self.audit_failures = 0
+
+    async def publish(
+        self,
+        b: Binding,
+        job: JobState,
+        records: Sequence[Record],
+        *,
+        result: JobResult | None = None,
+    ) -> None:
+        """Publish one step of ``job`` (its new state and what explains it).
+
+        ``result`` is the job's result when the step ended it (handed to
+        ``completed`` hooks).
+        """
+        redact = b.redactor.redact
+        wanted = self.hooks.wanted
+        audited = False
+        for record in records:
+            if (
+                self.audit is not None
+                and record.kind not in _NOT_AUDITED
+                and job.job_id
+            ):
+                self._append(b, job, record)
+                audited = True
+        if self.store is not None and job.job_id and (audited or job.done):
+            if job.done:
+                self.store.remove(job.key)
+            else:
+                snapshot = job.to_json()
+                snapshot["response"] = redact(snapshot["response"])
+                snapshot["result"] = redact(snapshot["result"])
+                self.store.put(job.key, snapshot)
+        for record in records:
+            _log(b, job, record)
+            if wanted and not wanted.isdisjoint(
+                _EVENTS_OF.get(record.kind, (record.kind,))
+            ):
+                await self._dispatch(b, job, record, result)
+
+    async def record_only(self, b: Binding, job: JobState, record: Record) -> None:
+        """Audit one record that changes nothing in the store (a resume, a spec)."""
+        if self.audit is not None and job.job_id:
+            self._append(b, job, record)
+
+    def _append(self, b: Binding, job: JobState, record: Record) -> None:
+        assert self.audit is not None  # noqa: S101 - callers checked
+        redact = b.redactor.redact
+        entry = AuditEntry(
+            kind=record.kind,
+            service=b.spec.name,
+            lifecycle=record.item_lifecycle or b.lifecycle.name,
+            job_id=job.job_id,
+            spec_hash=b.spec.content_hash,
+            spec_source=b.spec.source,
+            item_id=record.item_id,
+            from_state=record.from_state,
+            to_state=record.to_state,
+            trigger=record.trigger,
+            attempt=job.polls,
+            http_status=record.http_status,
+            observed=redact(record.observed),
+            detail=redact(dict(record.detail or {})),
+        )
+        try:
+            self.audit.append(entry)
+        except (AuditWriteError, OSError):
+            # Reported, never silently dropped: the log is the audit trail,
+            # so the operator must know it has a hole.
+            self.audit_failures += 1
+            logger.exception(
+                "audit sink failed to write a %s record for %s/%s job %s",
+                record.kind,
+                b.spec.name,
+                b.lifecycle.name,
+                job.job_id,
+            )
+
+    async def _dispatch(
+        self, b: Binding, job: JobState, record: Record, result: JobResult | None
+    ) -> None:
+        redact = b.redactor.redact
+        for event in _events(b, job, record, result, redact):
+            if event.name not in self.hooks.wanted:
+                continue
+            failures = await self.hooks.dispatch(event, b.redactor.text)
+            for failure in failures:
+                self._hook_failed(b, job, failure)
+
+    def _hook_failed(self, b: Binding, job: JobState, failure: ev.HookFailed) -> None:
+        if self.audit is None or not job.job_id:
+            return
+        record = Record(
+            kind="hook_failed",
+            detail={
+                "hook": failure.hook,
+                "event": failure.event,
+                "error": failure.error,
+            },
+        )
+        self._append(b, job, record)
+
+
+#: The events a record kind stands for, where it is not just the one of its name.
+_EVENTS_OF: dict[str, tuple[str, ...]] = {
+    "transition": ("transition", "entered"),
+    "unresolved_submission": ("errored",),
+}
+
+
+def _events(
+    b: Binding,
+    job: JobState,
+    record: Record,
+    result: JobResult | None,
+    redact: Any,
+) -> list[ev.Event]:
+    """Return the events a record stands for (a transition is also an ``entered``)."""
+    own = record.item_id is None
+    base: dict[str, Any] = {
+        "service": b.spec.name,
+        "lifecycle": b.lifecycle.name,
+        "job_id": job.job_id,
+        "state": (record.to_state or record.from_state or job.state)
+        if own
+        else job.state,
+        "attempt": job.polls,
+        "http_status": record.http_status,
+        "time": time.time(),
+    }
+    detail = record.detail or {}
+    kind = record.kind
+    if kind == "transition":
+        dest = record.to_state or job.state
+        inferred = record.trigger == "inferred"
+        state = b.lifecycle.state(dest)
+        return [
+            ev.TransitionEvent(
+                **base,
+                source=record.from_state or "",
+                dest=dest,
+                trigger=record.trigger or "poll",
+                inferred=inferred,
+            ),
+            ev.Entered(**base, provisional=state.provisional),
+        ]
+    if kind == "polled":
+        base["state"] = job.state
+        return [
+            ev.Polled(
+                **base,
+                observed=redact(record.observed),
+                changed=bool(detail.get("changed")),
+            )
+        ]
+    simple = _SIMPLE.get(kind)
+    if simple is None:
+        return []
+    return [simple(base, record, detail, result, redact)]
+
+
+def _submitted(base: dict[str, Any], record: Record, *_: Any) -> ev.Event:
+    return ev.Submitted(**base, adopted=record.trigger == "track")
+
+
+def _item(base: dict[str, Any], record: Record, *_: Any) -> ev.Event:
+    # ``state`` is the job's (hooks filter by the job's state); the item's is ``dest``.
+    return ev.ItemTransition(
+        **base,
+        item_id=record.item_id or "",
+        item_lifecycle=record.item_lifecycle or "",
+        source=record.from_state or "",
+        dest=record.to_state or "",
+        inferred=record.trigger == "inferred",
+    )
+
+
+def _retrying(
+    base: dict[str, Any], record: Record, detail: Any, _result: Any, redact: Any
+) -> ev.Event:
+    del record
+    return ev.Retrying(
+        **base,
+        kind=str(detail.get("kind")),
+        error=redact(str(detail.get("error"))),
+        delay=float(detail.get("delay") or 0.0),
+        failures=int(detail.get("failures") or 0),
+        budget=int(detail.get("budget") or 0),
+    )
+
+
+def _illegal(
+    base: dict[str, Any], record: Record, detail: Any, _result: Any, redact: Any
+) -> ev.Event:
+    if record.item_id is None:
+        base["state"] = record.from_state or base["state"]
+    return ev.IllegalTransition(
+        **base,
+        dest=record.to_state or "",
+        observed=redact(record.observed),
+        policy=str(detail.get("policy")),
+        item_id=record.item_id,
+    )
+
+
+def _unknown(
+    base: dict[str, Any], record: Record, detail: Any, _result: Any, redact: Any
+) -> ev.Event:
+    return ev.UnknownState(
+        **base,
+        observed=redact(record.observed),
+        policy=str(detail.get("policy")),
+        item_id=record.item_id,
+    )
+
+
+def _completed(
+    base: dict[str, Any], record: Record, detail: Any, result: Any, _redact: Any
+) -> ev.Event:
+    del record
+    outcome = result.outcome if result is not None else detail.get("outcome")
+    return ev.Completed(**base, outcome=outcome, result=result)
+
+
+def _timed_out(base: dict[str, Any], record: Record, detail: Any, *_: Any) -> ev.Event:
+    del record
+    return ev.TimedOut(**base, reason=str(detail.get("reason")))
+
+
+def _errored(
+    base: dict[str, Any], record: Record, detail: Any, _result: Any, redact: Any
+) -> ev.Event:
+    del record
+    code = detail.get("code")
+    return ev.Errored(
+        **base,
+        kind=str(detail.get("kind")),
+        code=None if code is None else redact(str(code)),
+        message=redact(str(detail.get("message") or "")),
+    )
+
+
+_SIMPLE: dict[str, Any] = {
+    "submitted": _submitted,
+    "item_transition": _item,
+    "retrying": _retrying,
+    "illegal_transition": _illegal,
+    "unknown_state": _unknown,
+    "completed": _completed,
+    "timed_out": _timed_out,
+    "errored": _errored,
+    "unresolved_submission": _errored,
+}
+
+
+def _log(b: Binding, job: JobState, record: Record) -> None:
+    """Write the log line a record deserves (plain polls and item moves write none)."""
+    kind = record.kind
+    if kind in ("polled", "item_transition", "submitted"):
+        return
+    who = f"{b.spec.name}/{b.lifecycle.name} job {job.job_id}"
+    extra = {
+        "service": b.spec.name,
+        "lifecycle": b.lifecycle.name,
+        "job_id": job.job_id,
+    }
+    detail = record.detail or {}
+    text = b.redactor.text
+    item = f" item {record.item_id}" if record.item_id else ""
+    if kind == "transition":
+        inferred = " (inferred)" if record.trigger == "inferred" else ""
+        logger.info(
+            "%s: %s -> %s%s",
+            who,
+            record.from_state,
+            record.to_state,
+            inferred,
+            extra=extra,
+        )
+    elif kind == "retrying":
+        logger.info(
+            "%s: %s; retry %s/%s in %.3gs",
+            who,
+            text(str(detail.get("error"))),
+            detail.get("failures"),
+            detail.get("budget"),
+            detail.get("delay") or 0.0,
+            extra=extra,
+        )
+    elif kind in ("illegal_transition", "unknown_state"):
+        logger.warning(
+            "%s:%s %s %r -> %r (%s)",
+            who,
+            item,
+            kind.replace("_", " "),
+            record.from_state,
+            text(repr(record.observed))[:200],
+            detail.get("policy"),
+            extra=extra,
+        )
+    elif kind == "completed":
+        logger.info(
+            "%s: completed %s (%s)",
+            who,
+            record.to_state,
+            detail.get("outcome"),
+            extra=extra,
+        )
+    elif kind == "timed_out":
+        logger.warning(
+            "%s: timed out in %s: %s",
+            who,
+            record.from_state,
+            detail.get("reason"),
+            extra=extra,
+        )
+    elif kind in ("errored", "unresolved_submission"):
+        logger.error(
+            "%s: %s (%s)",
+            who,
+            text(str(detail.get("message"))),
+            detail.get("kind"),
+            extra=extra,
+        )
+    else:
+        logger.info("%s: %s", who, kind.replace("_", " "), extra=extra)
