@@ -152,7 +152,7 @@ async def hooks(
 
     @blocking.on("completed", state="Processed")
     def finished(event: events.Completed) -> None:
-        assert_type(event.outcome, str)
+        assert_type(event.outcome, statemachines.Outcome | None)
 
     assert_type(await decorated(item), None)
     assert_type(finished(ended), None)
