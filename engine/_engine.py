@@ -148,10 +148,10 @@ class AsyncEngine:
             job = await engine.submit("mindee", "inference", model_id=..., file="a.pdf")
             result = await engine.wait(job, timeout=600)
 
-    A finished job's record leaves memory once its result has been handed
-    over (``wait``, ``as_completed``, or a ``completed`` hook); results nobody
-    takes are kept for the ``retain_finished`` most recent jobs and at most
-    ``retain_for`` seconds.
+    A finished job's result leaves memory once it has been handed over
+    (``wait``, ``as_completed``); results nobody takes are kept for the
+    ``retain_finished`` most recent jobs and at most ``retain_for`` seconds.
+    A slim record of a finished job (its state) stays within the same bounds.
 
     Args:
         specs: specs (objects, built-in names or paths) to preload.
@@ -520,9 +520,10 @@ class AsyncEngine:
         for live in records:
             if live.handed:
                 continue
-            if live.result is not None:
+            result = live.result
+            if result is not None:
                 self._release(live)
-                yield live.result
+                yield result
             else:
                 pending[self._waiter(live)] = live
         async with asyncio.timeout(timeout):
@@ -582,7 +583,9 @@ class AsyncEngine:
 
     def jobs(self) -> list[JobRef]:
         """Return every job the engine holds: live ones, and finished ones still retained."""
-        return [live.job.ref() for live in self._jobs.values()]
+        # list() copies the values in one step under the GIL: the blocking
+        # twin reads this from its caller's thread while the loop runs.
+        return [live.job.ref() for live in list(self._jobs.values())]
 
     # -- specs, bindings, keys ------------------------------------------------------
 
@@ -660,7 +663,7 @@ class AsyncEngine:
                     waiter.set_result(bool((record.detail or {}).get("accepted")))
                 live.cancel_waiter = None
         if result is not None:
-            self._ended(live, result, handed="completed" in self._hooks.wanted)
+            self._ended(live, result)
             return
         if live.cancel_pending and live.job is job:
             live.cancel_pending = False
@@ -674,15 +677,15 @@ class AsyncEngine:
                 live.job = due
         self._schedule(live)
 
-    def _ended(self, live: _Live, result: JobResult, *, handed: bool) -> None:
+    def _ended(self, live: _Live, result: JobResult) -> None:
         live.result = result
         live.generation += 1
         if live.waiter is not None and not live.waiter.done():
             live.waiter.set_result(result)
         self._settle_cancel(live, accepted=False)
-        if handed and live.waiter is None and result.outcome is not None:
-            # A completed hook was handed the result: nothing of it is kept.
-            self._release(live)
+        # Kept until a wait() or as_completed() takes it, within the
+        # retention bounds. A completed hook does not count as taking it:
+        # the CLI's progress hook, for one, runs before its own wait().
         now = self._clock.now()
         self._finished.append((now, live.key))
         self._evict(now)

@@ -103,11 +103,7 @@ class Entered(Event):
 
 @attrs.frozen(kw_only=True)
 class Completed(Event):
-    """The job reached a terminal state with ``outcome``; ``result`` is how it ended.
-
-    A hook on ``completed`` is handed the result: after hooks have run, the
-    engine keeps no copy of it (see ``AsyncEngine``'s retention).
-    """
+    """The job reached a terminal state with ``outcome``; ``result`` is how it ended."""
 
     name: ClassVar[str] = "completed"
     outcome: Outcome | None
