@@ -68,7 +68,8 @@ logging.getLogger("statepoll").addHandler(logging.NullHandler())
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: A request of a job whose deadline has passed gets this long (at most) to finish.
+#: A request of a job whose deadline has passed gets this long (at most, times the
+#: service's time scale) to finish: the last look at the deadline needs an answer.
 _GRACE: Final = 5.0
 _EMPTY: Final[Mapping[str, Any]] = {}
 
@@ -879,7 +880,7 @@ class AsyncEngine:
             # The job's own deadline holds while its request is out: a stalled
             # server gets until then, plus a grace for the last look.
             left = max(0.0, job.deadline - self._clock.now())
-            timeout = min(timeout, left + min(timeout, _GRACE))
+            timeout = min(timeout, left + min(timeout, _GRACE * b.scale))
         try:
             return await exchange(self._remote, b, out, timeout=max(timeout, 0.001))
         except RemoteError as exc:

@@ -7,6 +7,7 @@ plain checks on the binding; the sending is ``engine._remote``'s.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urljoin
 
 from engine._core.binding import Binding
@@ -25,12 +26,23 @@ async def exchange(
 ) -> Reply:
     """Send ``out`` (following redirects when its request says so) and return the reply.
 
-    ``timeout`` bounds each hop as a whole (connect, headers and body).
+    ``timeout`` bounds the whole exchange (every hop's connect, headers and
+    body), whatever the transport does with its own per-read timeouts: a
+    server that drips a byte a second cannot hold a job past it.
 
     Raises:
-        RemoteError: transport faults (retryable), a link to a foreign host the
-            spec refuses, too many redirects (not retryable).
+        RemoteError: transport faults and the timeout (retryable), a link to a
+            foreign host the spec refuses, too many redirects (not retryable).
     """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _hops(remote, b, out, timeout=timeout)
+    except TimeoutError:
+        msg = f"no complete answer from {where(out.url)} within {timeout:.3g} s"
+        raise RemoteError(msg, kind="transport") from None
+
+
+async def _hops(remote: Remote, b: Binding, out: Outgoing, *, timeout: float) -> Reply:
     request = out.request
     method, url = request.method, out.url
     json_body, data, files = out.json_body, out.data, out.files
