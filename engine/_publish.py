@@ -65,16 +65,16 @@ class Publisher:
         """
         redact = b.redactor.redact
         wanted = self.hooks.wanted
-        audited = False
+        changed = False
         for record in records:
-            if (
-                self.audit is not None
-                and record.kind not in _NOT_AUDITED
-                and job.job_id
-            ):
+            if record.kind in _NOT_AUDITED:
+                continue
+            changed = True
+            if self.audit is not None and job.job_id:
                 self._append(b, job, record)
-                audited = True
-        if self.store is not None and job.job_id and (audited or job.done):
+        # A plain poll (no record but "polled") is not committed: its only
+        # change is the due time, and a restart polls a stale one at once.
+        if self.store is not None and job.job_id and (changed or job.done):
             if job.done:
                 self.store.remove(job.key)
             else:
