@@ -108,15 +108,16 @@ async def _run(
     # step, the moment a due job's poll is started (by the driver or by a
     # worker going on to the next due job), against the job's due time.
     clock = engine._clock
-    claim = engine._claim
+    run = engine._run
+    claim = run.claim
 
-    def timed_claim(job: Any) -> bool:
-        started = claim(job)
+    def timed_claim(live: Any) -> bool:
+        started = claim(live)
         if started:
-            lateness.append(clock.now() - job.due)
+            lateness.append(clock.now() - live.job.due)
         return started
 
-    engine._claim = timed_claim  # type: ignore[method-assign]
+    run.claim = timed_claim  # type: ignore[method-assign]
     pauses = _Pauses()
     async with client, engine:
         for i in range(1, args.jobs + 1):
@@ -126,8 +127,9 @@ async def _run(
         # API schedules the first poll at the initial delay).
         first = clock.now() + LEAD
         step = args.interval / args.jobs
-        for i, job in enumerate(list(engine._jobs.values())):
-            engine._schedule_at(job, first + i * step)
+        for i, live in enumerate(list(run.jobs.values())):
+            live.job.due = first + i * step
+            run.schedule(live)
         if freeze:
             # Long-lived job records need not be walked by every generation-2
             # collection: move everything alive now to the permanent generation.

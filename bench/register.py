@@ -90,7 +90,7 @@ async def _engine_pass(n: int, *, trace: bool) -> _Measure:
         await measure.run(work)
         assert len(engine.jobs()) == n + 1
         # Nothing polled: the hour-long initial delay held every job back.
-        assert all(job.attempts == 0 for job in engine._jobs.values())
+        assert all(live.job.polls == 0 for live in engine._run.jobs.values())
     return measure
 
 

@@ -145,12 +145,12 @@ def _engine(transport: str, *, hook: bool = False) -> Factory:
         async with client, engine:
             for i in range(1, jobs + 1):
                 await engine.track(spec, "job", f"job-{i:06d}")
-            records = list(engine._jobs.values())
+            records = list(engine._run.jobs.values())
             if hook:
                 yield lambda: hooked
             else:
                 # The engine's own per-job counters: nothing added per poll.
-                yield lambda: sum(job.attempts for job in records)
+                yield lambda: sum(live.job.polls for live in records)
 
     return run
 

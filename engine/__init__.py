@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._clock import Clock, SystemClock
     from ._engine import AsyncEngine, EngineOptions, JobRef, JobResult
     from ._errors import (
         CancelError,
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
         TransitionEvent,
         UnknownState,
     )
-    from ._scheduler import Clock, SystemClock
     from ._sync import Engine
     from .audit import AuditSink, AuditWriteError
     from .stores import JobStore
@@ -87,8 +87,8 @@ _WHERE = {
     "JobRef": "._engine",
     "JobResult": "._engine",
     "Engine": "._sync",
-    "Clock": "._scheduler",
-    "SystemClock": "._scheduler",
+    "Clock": "._clock",
+    "SystemClock": "._clock",
     "AuditSink": ".audit",
     "AuditWriteError": ".audit",
     "JobStore": ".stores",

@@ -12,14 +12,11 @@ means, when to poll again, or whether an error is fatal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import difflib
 import itertools
 import logging
-import math
 import os
 import random
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import (
@@ -33,24 +30,20 @@ from typing import (
     overload,
 )
 
-import attrs
-
+from engine._clock import Clock, SystemClock
 from engine._core import step as core
 from engine._core.binding import Binding, bind
 from engine._core.state import JobRef, JobResult, JobState, Phase
 from engine._errors import (
-    CancelError,
     CredentialError,
     EngineClosedError,
     InputError,
-    RemoteError,
     WaitTimeout,
 )
-from engine._exchange import exchange
 from engine._hooks import HookRegistry
 from engine._publish import Publisher
 from engine._remote import Remote, default_client
-from engine._scheduler import Clock, DueHeap, SystemClock
+from engine._scheduler import Live, Scheduler
 from engine.stores import JobStore, open_store
 from statemachines import Spec, load_spec
 
@@ -68,55 +61,7 @@ logging.getLogger("statepoll").addHandler(logging.NullHandler())
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: A request of a job whose deadline has passed gets this long (at most, times the
-#: service's time scale) to finish: the last look at the deadline needs an answer.
-_GRACE: Final = 5.0
 _EMPTY: Final[Mapping[str, Any]] = {}
-
-
-class _Live:
-    """The driver's handle on a live job: its state, and what only this process has."""
-
-    __slots__ = (
-        "b",
-        "cancel_pending",
-        "cancel_waiter",
-        "generation",
-        "handed",
-        "in_flight",
-        "job",
-        "key",
-        "poll_link",
-        "poll_url",
-        "result",
-        "waiter",
-    )
-
-    def __init__(self, b: Binding, job: JobState) -> None:
-        self.b = b
-        self.job = job
-        self.key = job.key
-        self.generation = 0
-        self.in_flight = False
-        self.cancel_pending = False
-        self.poll_url: str | None = None
-        self.poll_link: str | None = None
-        self.result: JobResult | None = None
-        #: The result was handed over: only a slim record is left, until evicted.
-        self.handed = False
-        self.waiter: asyncio.Future[JobResult] | None = None
-        self.cancel_waiter: asyncio.Future[bool] | None = None
-
-
-class _ServiceSlot:
-    """In-flight accounting for one service."""
-
-    __slots__ = ("in_flight", "limit", "waiting")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
-        self.waiting: deque[_Live] = deque()
 
 
 class EngineOptions(TypedDict, total=False):
@@ -209,28 +154,25 @@ class AsyncEngine:
         self._store: JobStore | None = None
         self._base_urls = dict(base_urls or {})
         self._env = env if env is not None else os.environ
-        self._max_in_flight = max_in_flight
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
         self._time_scale = time_scale
-        self._retain = retain_finished
-        self._retain_for = retain_for
         self._specs: dict[str, Spec] = {}
         for spec in specs:
             self._spec(spec)
         self._bindings: dict[tuple[str, str, str], Binding] = {}
-        self._slots: dict[str, _ServiceSlot] = {}
-        self._jobs: dict[str, _Live] = {}
-        self._finished: deque[tuple[float, str]] = deque()
-        self._heap: DueHeap[_Live] = DueHeap(self._jobs)
+        self._bound: dict[tuple[object, str], Binding] = {}
         self._hooks = HookRegistry()
         self._publisher = Publisher(audit=None, store=None, hooks=self._hooks)
+        self._run = Scheduler(
+            clock=self._clock,
+            remote=self._remote,
+            publisher=self._publisher,
+            rng=self._rng,
+            max_in_flight=max_in_flight,
+            retain=retain_finished,
+            retain_for=retain_for,
+        )
         self._keys = itertools.count(1)
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._driver: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-        #: A job scheduled before this wakes the driver (see _drive).
-        self._wake_before = math.inf
         self._state: Literal["unopened", "opened", "closed"] = "unopened"
         #: Every credential read so far: every redactor blanks them all.
         self._secrets: set[str] = set()
@@ -258,7 +200,6 @@ class AsyncEngine:
             msg = "Cannot open: the engine has been closed; create a new one."
             raise EngineClosedError(msg)
         self._state = "opened"
-        self._wake = asyncio.Event()
         if self._audit_arg is not None:
             from engine.audit import open_audit  # noqa: PLC0415 - loaded only when used
 
@@ -275,31 +216,18 @@ class AsyncEngine:
             )
         self._publisher.audit = self._audit
         self._publisher.store = self._store
+        self._run.open()
         if self._store is not None:
             from engine._resume import resume_stored  # noqa: PLC0415 - only with a store
 
             await resume_stored(self, self._store, self._audit_path)
-        self._driver = asyncio.get_running_loop().create_task(
-            self._drive(), name="statepoll-driver"
-        )
 
     async def aclose(self) -> None:
         """Stop polling, close what the engine created. Live jobs stay in the store."""
         if self._state == "closed":
             return
         self._state = "closed"
-        if self._driver is not None:
-            self._driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._driver
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        for live in self._jobs.values():
-            for future in (live.waiter, live.cancel_waiter):
-                if future is not None and not future.done():
-                    future.cancel()
+        await self._run.close()
         if self._owns_client:
             await self._client.aclose()
         if self._audit is not None and isinstance(self._audit_arg, (str, os.PathLike)):
@@ -409,7 +337,7 @@ class AsyncEngine:
         )
         while True:
             out = core.submit_request(b, job, values)
-            got = await self._send(b, out, job)
+            got = await self._run.send(b, out, job)
             step = core.on_reply(b, job, got, now=self._clock.now(), rng=self._rng)
             job = step.job
             if job.phase is not Phase.SUBMIT:
@@ -423,9 +351,9 @@ class AsyncEngine:
             error = job.job_error()
             assert error is not None  # noqa: S101 - a submission without an id has failed
             raise error
-        live = _Live(b, job)
-        self._jobs[job.key] = live
-        await self._commit(live, step)
+        live = Live(b, job)
+        self._run.register(live)
+        await self._run.commit(live, step)
         return job.ref()
 
     async def track(
@@ -461,9 +389,9 @@ class AsyncEngine:
             state=state,
             now=self._clock.now(),
         )
-        live = _Live(b, step.job)
-        self._jobs[live.key] = live
-        await self._commit(live, step)
+        live = Live(b, step.job)
+        self._run.register(live)
+        await self._run.commit(live, step)
         return step.job.ref()
 
     async def wait(self, job: JobRef, *, timeout: float | None = None) -> JobResult:
@@ -480,12 +408,12 @@ class AsyncEngine:
             JobTimedOut: the spec's deadline or attempts ran out.
             RemoteError: the job ended with a classified remote error.
         """
-        live = self._live(job)
+        live = self._run.live(job)
         if live.handed:
             msg = f"{live.b.name} job {job.job_id}: its result was handed over already"
             raise KeyError(msg)
         if live.result is None:
-            waiter = self._waiter(live)
+            waiter = self._run.waiter(live)
             try:
                 async with asyncio.timeout(timeout):
                     await asyncio.shield(waiter)
@@ -499,7 +427,7 @@ class AsyncEngine:
                     raise WaitTimeout(msg, job=job, state=state) from None
         result = live.result
         assert result is not None  # noqa: S101 - set when the job ended
-        self._release(live)
+        self._run.release(live)
         if result.error is not None:
             raise result.error
         return result
@@ -513,27 +441,27 @@ class AsyncEngine:
             TimeoutError: if ``timeout`` expires first (jobs keep going).
         """
         records = (
-            [self._live(j) for j in jobs]
+            [self._run.live(j) for j in jobs]
             if jobs is not None
-            else list(self._jobs.values())
+            else list(self._run.jobs.values())
         )
-        pending: dict[asyncio.Future[JobResult], _Live] = {}
+        pending: dict[asyncio.Future[JobResult], Live] = {}
         for live in records:
             if live.handed:
                 continue
             result = live.result
             if result is not None:
-                self._release(live)
+                self._run.release(live)
                 yield result
             else:
-                pending[self._waiter(live)] = live
+                pending[self._run.waiter(live)] = live
         async with asyncio.timeout(timeout):
             while pending:
                 done, _ = await asyncio.wait(
                     pending, return_when=asyncio.FIRST_COMPLETED
                 )
                 for future in done:
-                    self._release(pending.pop(future))
+                    self._run.release(pending.pop(future))
                     yield future.result()
 
     async def cancel(self, job: JobRef) -> bool:
@@ -547,7 +475,7 @@ class AsyncEngine:
             CancelError: the lifecycle cannot cancel, or not from this state.
         """
         await self._ensure_open("cancel")
-        live = self._live(job)
+        live = self._run.live(job)
         if live.job.done:
             return False
         if live.cancel_waiter is None:
@@ -560,7 +488,7 @@ class AsyncEngine:
                 live.cancel_pending = True
             else:
                 live.job = due
-                self._schedule(live)
+                self._run.schedule(live)
         return await asyncio.shield(live.cancel_waiter)
 
     async def forget(self, job: JobRef) -> None:
@@ -569,24 +497,24 @@ class AsyncEngine:
         The service is not told (use :meth:`cancel` for that). Waiters get
         :class:`JobTimedOut` with the reason ``forgotten``.
         """
-        live = self._live(job)
+        live = self._run.live(job)
         if live.job.done:
             return
         step = core.forget(live.b, live.job, now=self._clock.now())
         # A request on the wire is answered into the void: its step sees that
         # the job it was sent for is not the current one any more.
         live.job = step.job
-        await self._commit(live, step)
+        await self._run.commit(live, step)
 
     def state_of(self, job: JobRef) -> str:
         """Return the job's current state."""
-        return self._live(job).job.state
+        return self._run.live(job).job.state
 
     def jobs(self) -> list[JobRef]:
         """Return every job the engine holds: live ones, and finished ones still retained."""
         # list() copies the values in one step under the GIL: the blocking
         # twin reads this from its caller's thread while the loop runs.
-        return [live.job.ref() for live in list(self._jobs.values())]
+        return [live.job.ref() for live in list(self._run.jobs.values())]
 
     # -- specs, bindings, keys ------------------------------------------------------
 
@@ -602,7 +530,16 @@ class AsyncEngine:
         return cached
 
     def _binding(self, spec: Spec | str, lifecycle: str) -> Binding:
-        loaded = self._spec(spec)
+        # Registering many jobs looks the same binding up again and again:
+        # by the caller's own spec object or name first, then by content.
+        quick = (spec if isinstance(spec, str) else id(spec), lifecycle)
+        found = self._bound.get(quick)
+        if found is not None:
+            return found
+        found = self._bound[quick] = self._binding_of(self._spec(spec), lifecycle)
+        return found
+
+    def _binding_of(self, loaded: Spec, lifecycle: str) -> Binding:
         service = loaded.service
         base = self._base_urls.get(service.name)
         if base is None and service.base_url_env:
@@ -629,8 +566,7 @@ class AsyncEngine:
         scale = self._time_scale
         if not isinstance(scale, (int, float)):
             scale = scale.get(service.name, 1.0)
-        if service.name not in self._slots:
-            self._slots[service.name] = _ServiceSlot(service.max_in_flight)
+        self._run.slot(service.name, service.max_in_flight)
         return bind(
             spec,
             lifecycle,
@@ -642,273 +578,16 @@ class AsyncEngine:
 
     def _new_key(self) -> str:
         key = f"j{next(self._keys)}"
-        while key in self._jobs:
+        while key in self._run.jobs:
             key = f"j{next(self._keys)}"
         return key
 
     # -- publishing a step -------------------------------------------------------------
 
-    async def _commit(self, live: _Live, step: core.Step) -> None:
-        """Publish ``step`` and act on it: resolve waiters, apply a pending cancel, schedule."""
-        job = step.job
-        live.job = job
-        b = live.b
-        result = None
-        if job.done:
-            result = job.to_result(b.lifecycle.state(job.state).outcome)
-        await self._publisher.publish(b, job, step.records, result=result)
-        waiter = live.cancel_waiter
-        for record in step.records:
-            if record.kind == "cancel_requested" and waiter is not None:
-                if not waiter.done():
-                    waiter.set_result(bool((record.detail or {}).get("accepted")))
-                live.cancel_waiter = None
-        if result is not None:
-            self._ended(live, result)
-            return
-        if live.cancel_pending and live.job is job:
-            live.cancel_pending = False
-            try:
-                due = core.request_cancel(b, job, now=self._clock.now())
-            except CancelError:
-                due = None  # the state moved on while the request was out
-            if due is None:
-                self._settle_cancel(live, accepted=False)
-            else:
-                live.job = due
-        self._schedule(live)
-
-    def _ended(self, live: _Live, result: JobResult) -> None:
-        live.result = result
-        live.generation += 1
-        if live.waiter is not None and not live.waiter.done():
-            live.waiter.set_result(result)
-        self._settle_cancel(live, accepted=False)
-        # Kept until a wait() or as_completed() takes it, within the
-        # retention bounds. A completed hook does not count as taking it:
-        # the CLI's progress hook, for one, runs before its own wait().
-        now = self._clock.now()
-        self._finished.append((now, live.key))
-        self._evict(now)
-
-    def _settle_cancel(self, live: _Live, *, accepted: bool) -> None:
-        waiter = live.cancel_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(accepted)
-        live.cancel_waiter = None
-
-    def _release(self, live: _Live) -> None:
-        """Drop what a finished job holds once its result was handed over.
-
-        A slim record stays (its state, for ``state_of``) until retention
-        evicts it with the others.
-        """
-        if live.result is None or live.handed:
-            return
-        live.handed = True
-        live.result = None
-        live.job = attrs.evolve(live.job, response=None, result=None, items=None)
-
-    def _evict(self, now: float) -> None:
-        """Drop the oldest unclaimed results beyond the retention count or age."""
-        finished = self._finished
-        while finished and (
-            len(finished) > self._retain or now - finished[0][0] > self._retain_for
-        ):
-            _, key = finished.popleft()
-            live = self._jobs.get(key)
-            if live is not None and live.job.done and live.waiter is None:
-                del self._jobs[key]
-
-    # -- scheduling --------------------------------------------------------------------
-
-    def _schedule(self, live: _Live) -> None:
-        if live.job.done or self._state == "closed":
-            return
-        due = live.job.due
-        live.generation += 1
-        self._heap.push(due, live)
-        if due < self._wake_before and self._wake is not None:
-            self._wake.set()
-
-    async def _drive(self) -> None:
-        wake = self._wake
-        assert wake is not None  # noqa: S101 - set by open()
-        loop = asyncio.get_running_loop()
-        system_clock = isinstance(self._clock, SystemClock)
-        while True:
-            wake.clear()
-            self._wake_before = -math.inf  # running: it looks at the heap anyway
-            now = self._clock.now()
-            while self._in_flight < self._max_in_flight:
-                live = self._heap.pop_due(now)
-                if live is None:
-                    break
-                if live.job.done or live.in_flight:
-                    continue
-                self._start(live)
-            self._evict(now)
-            due = self._heap.next_due()
-            if due is not None and self._in_flight >= self._max_in_flight:
-                # At capacity: a worker that stops for want of due jobs wakes
-                # us; until then no new due time can be acted on.
-                await wake.wait()
-                continue
-            self._wake_before = math.inf if due is None else due
-            if due is None:
-                await wake.wait()
-            elif due > now:
-                if system_clock:
-                    # A timer handle instead of a sleeping task: cheap to cancel
-                    # when an earlier job arrives.
-                    handle = loop.call_at(loop.time() + (due - now), wake.set)
-                    await wake.wait()
-                    handle.cancel()
-                else:
-                    await self._sleep_or_wake(wake, due)
-            else:
-                await asyncio.sleep(0)
-
-    async def _sleep_or_wake(self, wake: asyncio.Event, due: float) -> None:
-        """Sleep on the injected clock until ``due``, or until something earlier is scheduled."""
-        sleeper = asyncio.ensure_future(self._clock.sleep_until(due))
-        waiter = asyncio.ensure_future(wake.wait())
-        try:
-            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waiter):
-                task.cancel()
-
-    def _claim(self, live: _Live) -> bool:
-        """Count ``live`` in flight, or queue it behind its service's limit."""
-        slot = self._slots[live.b.spec.name]
-        if slot.in_flight >= slot.limit:
-            slot.waiting.append(live)
-            return False
-        slot.in_flight += 1
-        self._in_flight += 1
-        live.in_flight = True
-        return True
-
-    def _start(self, live: _Live) -> None:
-        if self._claim(live):
-            task = asyncio.get_running_loop().create_task(self._work(live))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _work(self, live: _Live | None) -> None:
-        """Run ``live``'s step, then every job due meanwhile, in this one task.
-
-        While requests are due back to back, a finished request goes straight
-        on to the next due job: no task is created and the driver is not woken
-        per poll. When nothing is due, the task ends, and the driver, woken,
-        starts one again when something is.
-        """
-        while live is not None:
-            await self._step(live)
-            # Yield between steps, as a task per poll did: over httpx's own
-            # pool at 200 in flight, workers that never yielded starved the
-            # pool's waiting requests (bench/throughput.py).
-            await asyncio.sleep(0)
-            live = self._next_due()
-        if self._wake is not None:
-            self._wake.set()  # in-flight capacity was freed
-
-    def _next_due(self) -> _Live | None:
-        if self._state != "opened" or self._in_flight >= self._max_in_flight:
-            return None
-        now = self._clock.now()
-        while (live := self._heap.pop_due(now)) is not None:
-            if not live.job.done and not live.in_flight and self._claim(live):
-                return live
-        return None
-
-    async def _step(self, live: _Live) -> None:
-        """Send ``live``'s due request and commit the core's reading of the reply."""
-        job = live.job
-        b = live.b
-        try:
-            # A job can end (forgotten, say) after this step was claimed and
-            # before it ran: then nothing more goes on the wire.
-            if job.done:
-                return
-            got = await self._send(b, self._outgoing(live), job)
-            if live.job is not job:
-                return  # forgotten (or taken over) while the request was out
-            step = core.on_reply(b, job, got, now=self._clock.now(), rng=self._rng)
-            await self._commit(live, step)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # An engine bug must not take other jobs down: end this one loudly.
-            logger.exception("internal error on %s job %s", b.name, job.job_id)
-            error = RemoteError(
-                f"internal error: {type(exc).__name__}",
-                kind="protocol",
-                retryable=False,
-            )
-            if not live.job.done:
-                step = core.abort(b, live.job, error, now=self._clock.now())
-                await self._commit(live, step)
-        finally:
-            live.in_flight = False
-            slot = self._slots[b.spec.name]
-            slot.in_flight -= 1
-            self._in_flight -= 1
-            while slot.waiting and slot.in_flight < slot.limit:
-                waiting = slot.waiting.popleft()
-                if not waiting.job.done and not waiting.in_flight:
-                    self._start(waiting)
-
-    def _outgoing(self, live: _Live) -> core.Outgoing:
-        job = live.job
-        if job.phase is Phase.POLL:
-            # The poll URL depends only on the job's id, inputs and links:
-            # built once, and again only when a poll's answer moves the link.
-            if live.poll_url is None or live.poll_link != job.poll_link:
-                live.poll_url = core.poll_url(live.b, job)
-                live.poll_link = job.poll_link
-            return core.Outgoing(
-                request=live.b.lifecycle.poll.request, url=live.poll_url
-            )
-        return core.request_for(live.b, job)
-
-    async def _send(self, b: Binding, out: core.Outgoing, job: JobState) -> Any:
-        """Send ``out``; return the reply, or the classified error that replaced it."""
-        timeout = b.lifecycle.errors.timeout
-        if job.deadline is not None:
-            # The job's own deadline holds while its request is out: a stalled
-            # server gets until then, plus a grace for the last look.
-            left = max(0.0, job.deadline - self._clock.now())
-            timeout = min(timeout, left + min(timeout, _GRACE * b.scale))
-        try:
-            return await exchange(self._remote, b, out, timeout=max(timeout, 0.001))
-        except RemoteError as exc:
-            return exc
-
-    # -- lookups -------------------------------------------------------------------------
-
-    def _live(self, ref: JobRef) -> _Live:
-        live = self._jobs.get(ref.key)
-        if live is None or live.job.job_id != ref.job_id:
-            msg = (
-                f"unknown job {ref.service}/{ref.lifecycle} {ref.job_id} ({ref.key}): not "
-                "tracked by this engine, or finished and handed over already"
-            )
-            raise KeyError(msg)
-        return live
-
-    def _waiter(self, live: _Live) -> asyncio.Future[JobResult]:
-        if live.waiter is None:
-            live.waiter = asyncio.get_running_loop().create_future()
-            if live.result is not None:
-                live.waiter.set_result(live.result)
-        return live.waiter
-
-    def _adopt_stored(self, b: Binding, job: JobState) -> _Live:
+    def _adopt_stored(self, b: Binding, job: JobState) -> Live:
         """Register a job taken from the store (see ``engine._resume``)."""
-        live = _Live(b, job)
-        self._jobs[job.key] = live
+        live = Live(b, job)
+        self._run.register(live)
         number = job.key[1:]
         if job.key.startswith("j") and number.isdigit():
             self._keys = itertools.count(max(int(number) + 1, next(self._keys)))

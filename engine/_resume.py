@@ -107,4 +107,4 @@ async def resume_stored(
                 job.items = {**(job.items or {}), **audited.items}
         step = core.resume(b, job, now=now)
         live = engine._adopt_stored(b, step.job)  # noqa: SLF001
-        await engine._commit(live, step)  # noqa: SLF001
+        await engine._run.commit(live, step)  # noqa: SLF001

@@ -1,4 +1,4 @@
-"""The clock and the due-time heap that drive every job.
+"""The in-process driver's machinery: the due heap, in-flight limits, and one step at a time.
 
 One heap of ``(due, seq, generation, key)`` for all jobs instead of a sleeping
 task per job: an idle job costs one heap entry (~136 B, against ~1.17 KB for a
@@ -13,61 +13,44 @@ next poll, a minute later) never reaches the oldest generation. Holding the
 job instead made one long-lived tracked object per poll, and the 25 % growth
 rule then ran a full collection over every live job about once a minute:
 ~100 ms stalls with 100,000 jobs (``bench/lateness.py``).
+
+A job only gets a worker while one of its requests is in flight; the task
+that finishes a step goes straight on to the next due job. For each step the
+:class:`Scheduler` asks the core for the request, sends it, hands the reply
+to the core with the time, and publishes the step: it decides nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
-import time
+import logging
+import math
+import random
+from collections import deque
 from collections.abc import Mapping
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
-__all__ = ["Clock", "DueHeap", "SystemClock"]
+import attrs
 
+from engine._clock import Clock, SystemClock
+from engine._core import step as core
+from engine._core.binding import Binding
+from engine._core.state import JobRef, JobResult, JobState, Phase
+from engine._errors import CancelError, RemoteError
+from engine._exchange import exchange
+from engine._publish import Publisher
+from engine._remote import Remote
 
-class Clock(Protocol):
-    """Time for scheduling; injected so tests need no real sleeps.
+__all__ = ["DueHeap", "Live", "Scheduler", "ServiceSlot"]
 
-    ``now()`` is in seconds since the epoch and never goes backwards within a
-    process: a job's due time and deadline are stored in it, so that they
-    keep their meaning across a restart and between processes sharing a
-    store, and an HTTP-date ``Retry-After`` compares with it directly.
-    """
+logger = logging.getLogger("statepoll.engine")
 
-    def now(self) -> float:
-        """Return the current time in seconds since the epoch (monotonic within a process)."""
-        ...
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Return once ``now() >= deadline``."""
-        ...
-
-
-class SystemClock:
-    """The real clock: wall time at start, advanced by ``time.monotonic``.
-
-    Anchoring the monotonic clock to the wall clock once keeps scheduling
-    immune to wall-clock steps (NTP, a changed time zone) while its readings
-    stay comparable with other processes' and with stored times.
-    """
-
-    __slots__ = ("_offset",)
-
-    def __init__(self) -> None:
-        """Anchor to the wall clock now."""
-        self._offset = time.time() - time.monotonic()
-
-    def now(self) -> float:
-        """Return the current time in seconds since the epoch."""
-        return self._offset + time.monotonic()
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Sleep until ``deadline`` (no-op if it has passed)."""
-        delay = deadline - self.now()
-        if delay > 0:
-            await asyncio.sleep(delay)
+#: A request of a job whose deadline has passed gets this long (at most, times the
+#: service's time scale) to finish: the last look at the deadline needs an answer.
+_GRACE: Final = 5.0
 
 
 class _Scheduled(Protocol):
@@ -120,3 +103,377 @@ class DueHeap(Generic[T]):
             if item is not None:
                 return item
         return None
+
+
+class Live:
+    """The driver's handle on a live job: its state, and what only this process has."""
+
+    __slots__ = (
+        "b",
+        "cancel_pending",
+        "cancel_waiter",
+        "generation",
+        "handed",
+        "in_flight",
+        "job",
+        "key",
+        "poll_link",
+        "poll_url",
+        "result",
+        "waiter",
+    )
+
+    def __init__(self, b: Binding, job: JobState) -> None:
+        self.b = b
+        self.job = job
+        self.key = job.key
+        self.generation = 0
+        self.in_flight = False
+        self.cancel_pending = False
+        self.poll_url: str | None = None
+        self.poll_link: str | None = None
+        self.result: JobResult | None = None
+        #: The result was handed over: only a slim record is left, until evicted.
+        self.handed = False
+        self.waiter: asyncio.Future[JobResult] | None = None
+        self.cancel_waiter: asyncio.Future[bool] | None = None
+
+
+class ServiceSlot:
+    """In-flight accounting for one service."""
+
+    __slots__ = ("in_flight", "limit", "waiting")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self.waiting: deque[Live] = deque()
+
+
+class Scheduler:
+    """Drives the jobs of one process: due heap, in-flight limits, steps, retention."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        remote: Remote,
+        publisher: Publisher,
+        rng: random.Random,
+        max_in_flight: int,
+        retain: int,
+        retain_for: float,
+    ) -> None:
+        """Drive with ``remote`` on ``clock``; publish through ``publisher``."""
+        self.clock = clock
+        self.remote = remote
+        self.publisher = publisher
+        self.rng = rng
+        self.max_in_flight = max_in_flight
+        self.retain = retain
+        self.retain_for = retain_for
+        self.jobs: dict[str, Live] = {}
+        self.slots: dict[str, ServiceSlot] = {}
+        self.state: Literal["unopened", "opened", "closed"] = "unopened"
+        self._heap: DueHeap[Live] = DueHeap(self.jobs)
+        self._finished: deque[tuple[float, str]] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._driver: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        #: A job scheduled before this wakes the driver (see drive).
+        self._wake_before = math.inf
+
+    def slot(self, service: str, limit: int) -> None:
+        """Declare ``service``'s in-flight limit (the first declaration holds)."""
+        if service not in self.slots:
+            self.slots[service] = ServiceSlot(limit)
+
+    def open(self) -> None:
+        """Start driving (in the running loop)."""
+        self.state = "opened"
+        self._wake = asyncio.Event()
+        self._driver = asyncio.get_running_loop().create_task(
+            self.drive(), name="statepoll-driver"
+        )
+        for live in self.jobs.values():
+            self.schedule(live)
+
+    async def close(self) -> None:
+        """Stop driving: cancel the driver and every worker, and every waiter."""
+        self.state = "closed"
+        if self._driver is not None:
+            self._driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._driver
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for live in self.jobs.values():
+            for future in (live.waiter, live.cancel_waiter):
+                if future is not None and not future.done():
+                    future.cancel()
+
+    def register(self, live: Live) -> None:
+        """Hold ``live`` (a new job, or one taken from a store)."""
+        self.jobs[live.key] = live
+
+    async def commit(self, live: Live, step: core.Step) -> None:
+        """Publish ``step`` and act on it: resolve waiters, apply a pending cancel, schedule."""
+        job = step.job
+        live.job = job
+        b = live.b
+        result = None
+        if job.done:
+            result = job.to_result(b.lifecycle.state(job.state).outcome)
+        await self.publisher.publish(b, job, step.records, result=result)
+        waiter = live.cancel_waiter
+        for record in step.records:
+            if record.kind == "cancel_requested" and waiter is not None:
+                if not waiter.done():
+                    waiter.set_result(bool((record.detail or {}).get("accepted")))
+                live.cancel_waiter = None
+        if result is not None:
+            self.ended(live, result)
+            return
+        if live.cancel_pending and live.job is job:
+            live.cancel_pending = False
+            try:
+                due = core.request_cancel(b, job, now=self.clock.now())
+            except CancelError:
+                due = None  # the state moved on while the request was out
+            if due is None:
+                self.settle_cancel(live, accepted=False)
+            else:
+                live.job = due
+        self.schedule(live)
+
+    def ended(self, live: Live, result: JobResult) -> None:
+        live.result = result
+        live.generation += 1
+        if live.waiter is not None and not live.waiter.done():
+            live.waiter.set_result(result)
+        self.settle_cancel(live, accepted=False)
+        # Kept until a wait() or as_completed() takes it, within the
+        # retention bounds. A completed hook does not count as taking it:
+        # the CLI's progress hook, for one, runs before its own wait().
+        now = self.clock.now()
+        self._finished.append((now, live.key))
+        self.evict(now)
+
+    def settle_cancel(self, live: Live, *, accepted: bool) -> None:
+        waiter = live.cancel_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(accepted)
+        live.cancel_waiter = None
+
+    def release(self, live: Live) -> None:
+        """Drop what a finished job holds once its result was handed over.
+
+        A slim record stays (its state, for ``state_of``) until retention
+        evicts it with the others.
+        """
+        if live.result is None or live.handed:
+            return
+        live.handed = True
+        live.result = None
+        live.job = attrs.evolve(live.job, response=None, result=None, items=None)
+
+    def evict(self, now: float) -> None:
+        """Drop the oldest unclaimed results beyond the retention count or age."""
+        finished = self._finished
+        while finished and (
+            len(finished) > self.retain or now - finished[0][0] > self.retain_for
+        ):
+            _, key = finished.popleft()
+            live = self.jobs.get(key)
+            if live is not None and live.job.done and live.waiter is None:
+                del self.jobs[key]
+
+    # -- scheduling --------------------------------------------------------------------
+
+    def schedule(self, live: Live) -> None:
+        if live.job.done or self.state == "closed":
+            return
+        due = live.job.due
+        live.generation += 1
+        self._heap.push(due, live)
+        if due < self._wake_before and self._wake is not None:
+            self._wake.set()
+
+    async def drive(self) -> None:
+        wake = self._wake
+        assert wake is not None  # noqa: S101 - set by open()
+        loop = asyncio.get_running_loop()
+        system_clock = isinstance(self.clock, SystemClock)
+        while True:
+            wake.clear()
+            self._wake_before = -math.inf  # running: it looks at the heap anyway
+            now = self.clock.now()
+            while self._in_flight < self.max_in_flight:
+                live = self._heap.pop_due(now)
+                if live is None:
+                    break
+                if live.job.done or live.in_flight:
+                    continue
+                self.start(live)
+            self.evict(now)
+            due = self._heap.next_due()
+            if due is not None and self._in_flight >= self.max_in_flight:
+                # At capacity: a worker that stops for want of due jobs wakes
+                # us; until then no new due time can be acted on.
+                await wake.wait()
+                continue
+            self._wake_before = math.inf if due is None else due
+            if due is None:
+                await wake.wait()
+            elif due > now:
+                if system_clock:
+                    # A timer handle instead of a sleeping task: cheap to cancel
+                    # when an earlier job arrives.
+                    handle = loop.call_at(loop.time() + (due - now), wake.set)
+                    await wake.wait()
+                    handle.cancel()
+                else:
+                    await self.sleep_or_wake(wake, due)
+            else:
+                await asyncio.sleep(0)
+
+    async def sleep_or_wake(self, wake: asyncio.Event, due: float) -> None:
+        """Sleep on the injected clock until ``due``, or until something earlier is scheduled."""
+        sleeper = asyncio.ensure_future(self.clock.sleep_until(due))
+        waiter = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waiter):
+                task.cancel()
+
+    def claim(self, live: Live) -> bool:
+        """Count ``live`` in flight, or queue it behind its service's limit."""
+        slot = self.slots[live.b.spec.name]
+        if slot.in_flight >= slot.limit:
+            slot.waiting.append(live)
+            return False
+        slot.in_flight += 1
+        self._in_flight += 1
+        live.in_flight = True
+        return True
+
+    def start(self, live: Live) -> None:
+        if self.claim(live):
+            task = asyncio.get_running_loop().create_task(self.work(live))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def work(self, live: Live | None) -> None:
+        """Run ``live``'s step, then every job due meanwhile, in this one task.
+
+        While requests are due back to back, a finished request goes straight
+        on to the next due job: no task is created and the driver is not woken
+        per poll. When nothing is due, the task ends, and the driver, woken,
+        starts one again when something is.
+        """
+        while live is not None:
+            await self.step(live)
+            # Yield between steps, as a task per poll did: over httpx's own
+            # pool at 200 in flight, workers that never yielded starved the
+            # pool's waiting requests (bench/throughput.py).
+            await asyncio.sleep(0)
+            live = self.next_due()
+        if self._wake is not None:
+            self._wake.set()  # in-flight capacity was freed
+
+    def next_due(self) -> Live | None:
+        if self.state != "opened" or self._in_flight >= self.max_in_flight:
+            return None
+        now = self.clock.now()
+        while (live := self._heap.pop_due(now)) is not None:
+            if not live.job.done and not live.in_flight and self.claim(live):
+                return live
+        return None
+
+    async def step(self, live: Live) -> None:
+        """Send ``live``'s due request and commit the core's reading of the reply."""
+        job = live.job
+        b = live.b
+        try:
+            # A job can end (forgotten, say) after this step was claimed and
+            # before it ran: then nothing more goes on the wire.
+            if job.done:
+                return
+            got = await self.send(b, self.outgoing(live), job)
+            if live.job is not job:
+                return  # forgotten (or taken over) while the request was out
+            step = core.on_reply(b, job, got, now=self.clock.now(), rng=self.rng)
+            await self.commit(live, step)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # An engine bug must not take other jobs down: end this one loudly.
+            logger.exception("internal error on %s job %s", b.name, job.job_id)
+            error = RemoteError(
+                f"internal error: {type(exc).__name__}",
+                kind="protocol",
+                retryable=False,
+            )
+            if not live.job.done:
+                step = core.abort(b, live.job, error, now=self.clock.now())
+                await self.commit(live, step)
+        finally:
+            live.in_flight = False
+            slot = self.slots[b.spec.name]
+            slot.in_flight -= 1
+            self._in_flight -= 1
+            while slot.waiting and slot.in_flight < slot.limit:
+                waiting = slot.waiting.popleft()
+                if not waiting.job.done and not waiting.in_flight:
+                    self.start(waiting)
+
+    def outgoing(self, live: Live) -> core.Outgoing:
+        job = live.job
+        if job.phase is Phase.POLL:
+            # The poll URL depends only on the job's id, inputs and links:
+            # built once, and again only when a poll's answer moves the link.
+            if live.poll_url is None or live.poll_link != job.poll_link:
+                live.poll_url = core.poll_url(live.b, job)
+                live.poll_link = job.poll_link
+            return core.Outgoing(
+                request=live.b.lifecycle.poll.request, url=live.poll_url
+            )
+        return core.request_for(live.b, job)
+
+    async def send(self, b: Binding, out: core.Outgoing, job: JobState) -> Any:
+        """Send ``out``; return the reply, or the classified error that replaced it."""
+        timeout = b.lifecycle.errors.timeout
+        if job.deadline is not None and job.phase is not Phase.SUBMIT:
+            # The job's own deadline holds while its request is out: a stalled
+            # server gets until then, plus a grace for the last look (scaled
+            # like the spec's durations, but never under a second).
+            left = max(0.0, job.deadline - self.clock.now())
+            grace = min(timeout, max(_GRACE * b.scale, 1.0))
+            timeout = min(timeout, left + grace)
+        try:
+            return await exchange(self.remote, b, out, timeout=max(timeout, 0.001))
+        except RemoteError as exc:
+            return exc
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def live(self, ref: JobRef) -> Live:
+        live = self.jobs.get(ref.key)
+        if live is None or live.job.job_id != ref.job_id:
+            msg = (
+                f"unknown job {ref.service}/{ref.lifecycle} {ref.job_id} ({ref.key}): not "
+                "tracked by this engine, or finished and handed over already"
+            )
+            raise KeyError(msg)
+        return live
+
+    def waiter(self, live: Live) -> asyncio.Future[JobResult]:
+        if live.waiter is None:
+            live.waiter = asyncio.get_running_loop().create_future()
+            if live.result is not None:
+                live.waiter.set_result(live.result)
+        return live.waiter

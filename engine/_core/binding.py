@@ -9,6 +9,8 @@ job keeps after its submit, parsed templates).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,6 +51,9 @@ class Binding:
     prefix: str = attrs.field(init=False, repr=False)
     #: ``(scheme, host, port)`` of the base URL.
     origin: tuple[str, str, int | None] = attrs.field(init=False, repr=False)
+    #: The lifecycle's initial state and its terminal ones (read on every step).
+    initial: str = attrs.field(init=False, repr=False)
+    terminal: frozenset[str] = attrs.field(init=False, repr=False)
     declared: dict[str, Input] = attrs.field(init=False, repr=False)
     defaults: dict[str, Any] = attrs.field(init=False, repr=False)
     required: tuple[str, ...] = attrs.field(init=False, repr=False)
@@ -56,6 +61,10 @@ class Binding:
     query_inputs: tuple[Input, ...] = attrs.field(init=False, repr=False)
     #: Inputs a job keeps after its submit: those a later request can use.
     kept: frozenset[str] = attrs.field(init=False, repr=False)
+    #: The defaults a job keeps (shared by every job adopted without inputs).
+    kept_defaults: dict[str, Any] = attrs.field(init=False, repr=False)
+    #: Where the spec can be loaded again: ``builtin:NAME`` or an absolute path.
+    spec_source: str = attrs.field(init=False, repr=False)
     _headers: dict[tuple[int, bool], tuple[tuple[str, str], ...]] = attrs.field(
         init=False, factory=dict, repr=False
     )
@@ -65,6 +74,8 @@ class Binding:
         parts = urlsplit(self.base_url)
         self.prefix = f"{parts.scheme}://{parts.netloc}/"
         self.origin = origin_of(self.base_url) or ("", "", None)
+        self.initial = self.lifecycle.initial
+        self.terminal = self.lifecycle.terminal_states
         inputs = self.lifecycle.inputs
         self.declared = {i.name: i for i in inputs}
         self.defaults = {i.name: i.default for i in inputs if i.default is not None}
@@ -82,6 +93,17 @@ class Binding:
         self.kept = frozenset(
             i.name for i in inputs if i.where in ("path", "query") or i.name in used
         )
+        self.kept_defaults = {k: v for k, v in self.defaults.items() if k in self.kept}
+        source = self.spec.source
+        if source and not source.startswith("builtin:"):
+            source = os.path.abspath(source)  # noqa: PTH100 - a string in, a string out
+        self.spec_source = source
+
+    def keep(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Return the inputs a job keeps after its submit (shared when they are the defaults)."""
+        if inputs is self.defaults:
+            return self.kept_defaults
+        return {k: v for k, v in inputs.items() if k in self.kept}
 
     @property
     def name(self) -> str:

@@ -14,7 +14,6 @@ function below; retries, time-outs and errors are shared by all of them.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -113,26 +112,18 @@ def _fresh(
         service=b.spec.name,
         lifecycle=b.lifecycle.name,
         spec_hash=b.spec.content_hash,
-        spec_source=spec_source(b),
+        spec_source=b.spec_source,
         job_id=job_id,
         state=state,
         phase=phase,
         due=now,
         deadline=None if deadline is None else now + deadline * b.scale,
-        inputs={k: v for k, v in inputs.items() if k in b.kept},
+        inputs=b.keep(inputs),
         filters=dict(filters) if filters else None,
         base_url=b.base_url,
         client_ref=client_ref,
         started=now,
     )
-
-
-def spec_source(b: Binding) -> str:
-    """Return where the job's spec can be loaded again: ``builtin:NAME`` or an absolute path."""
-    source = b.spec.source
-    if not source or source.startswith("builtin:"):
-        return source
-    return os.path.abspath(source)  # noqa: PTH100 - a string in, a string out; no I/O
 
 
 def new_submission(
@@ -153,7 +144,7 @@ def new_submission(
         b,
         key=key,
         job_id="",
-        state=b.lifecycle.initial,
+        state=b.initial,
         inputs=inputs,
         filters=filters,
         now=now,
@@ -202,7 +193,7 @@ def adopt(
         b,
         key=key,
         job_id=job_id,
-        state=state or lifecycle.initial,
+        state=state or b.initial,
         inputs=inputs,
         filters=filters,
         now=now,
@@ -271,7 +262,7 @@ def request_cancel(b: Binding, job: JobState, *, now: float) -> JobState | None:
     if cancel is None:
         msg = f"{b.name} cannot be cancelled (the spec has no cancel)"
         raise CancelError(msg)
-    if job.done or job.state in b.lifecycle.terminal_states:
+    if job.done or job.state in b.terminal:
         return None
     if job.phase is Phase.SUBMIT:
         msg = f"{b.name}: the job has not been submitted yet; nothing to cancel"
@@ -534,7 +525,7 @@ class _Stepper:
             job.due = self.now
             return
         job.page = None
-        if job.state in b.lifecycle.terminal_states:
+        if job.state in b.terminal:
             self.finish_terminal()
         else:
             job.phase = Phase.POLL
@@ -561,7 +552,7 @@ class _Stepper:
             entry,
             default_policy=lifecycle.policy.unknown_state,
         )
-        cursor = _Cursor(states.get(item_id, lifecycle.initial))
+        cursor = _Cursor(states.get(item_id, item.initial))
         moved = advance(
             item.machine,
             lifecycle,
@@ -638,7 +629,7 @@ class _Stepper:
             self.move(Observation(first, None), got, trigger="cancel")
             if job.done:
                 return
-        if job.state in b.lifecycle.terminal_states:
+        if job.state in b.terminal:
             # The cancel itself ended the job: no poll to confirm what the
             # spec says the cancel leads to.
             self.enter_terminal(got, body)
@@ -672,7 +663,7 @@ class _Stepper:
         job = self.job
         if job.done:
             return
-        if job.state in lifecycle.terminal_states:
+        if job.state in self.b.terminal:
             self.enter_terminal(reply, body)
             return
         items = lifecycle.items

@@ -86,7 +86,7 @@ def server_hint(
     server's own figure is not scaled: it is already in real seconds.
     """
     bounds = schedule.retry_after
-    if not bounds.honour:
+    if not bounds.honour or not headers:
         return None
     asked = parse_retry_after(headers.get("retry-after"), now=now)
     if asked is None:

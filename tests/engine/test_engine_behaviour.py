@@ -254,10 +254,10 @@ async def test_a_poll_started_as_the_job_ends_never_reaches_the_wire() -> None:
     engine, client = _engine(_scripted([{"status": "running"}], seen))
     async with client, engine:
         job = await engine.track(_spec(schedule={"initial_delay": 60}), "job", "a")
-        record = engine._jobs[job.key]
+        record = engine._run.jobs[job.key]
         # White-box, to make the race deterministic: the driver has started
         # the poll's task, and before it runs the job is forgotten.
-        engine._start(record)
+        engine._run.start(record)
         await engine.forget(job)
         await asyncio.sleep(0.05)
 

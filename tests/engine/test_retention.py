@@ -97,7 +97,7 @@ async def test_a_waited_result_leaves_a_slim_record_only() -> None:
 
         assert result.response == BODY
         assert engine.state_of(job) == "Done"
-        assert engine._jobs[job.key].job.response is None
+        assert engine._run.jobs[job.key].job.response is None
         with pytest.raises(KeyError, match="handed over"):
             await engine.wait(job)
 
