@@ -1,0 +1,9 @@
+"""Errors of the audit package."""
+
+from __future__ import annotations
+
+from statemachines import StatepollError
+
+
+class AuditWriteError(StatepollError, OSError):
+    """A sink could not write a record; nothing of it was written."""
