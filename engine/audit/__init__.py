@@ -12,9 +12,10 @@ The modules: ``_records`` (entries, records, hashes), ``_redact`` (Redactor),
 ``_verify`` (chain and legality), ``_report`` (show and stats).
 """
 
+from ._entry import AUDIT_KINDS, AuditEntry
 from ._errors import AuditWriteError
 from ._read import read_records
-from ._records import AUDIT_KINDS, GENESIS, AuditEntry, record_hash
+from ._records import GENESIS, build_record, record_hash
 from ._redact import Redactor
 from ._report import LifecycleStats, StateTime, format_stats, log_stats, show_log
 from ._sinks import AuditSink, JsonlAuditLog, SqliteAuditLog, open_audit
@@ -32,6 +33,7 @@ __all__ = [
     "Redactor",
     "SqliteAuditLog",
     "StateTime",
+    "build_record",
     "format_stats",
     "log_stats",
     "open_audit",

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from ._entry import AuditEntry
 from ._errors import AuditWriteError
-from ._records import GENESIS, AuditEntry, build_record
+from ._records import GENESIS, build_record
 
 SQLITE_SUFFIXES: Final = (".db", ".sqlite", ".sqlite3")
 
@@ -64,7 +65,9 @@ class JsonlAuditLog:
 
     def append(self, entry: AuditEntry) -> Mapping[str, Any]:
         """Write one record (a single write of the whole line) and return it."""
-        record = build_record(entry, self._seq + 1, self._prev, self._secrets)
+        record = build_record(
+            entry, seq=self._seq + 1, prev=self._prev, secrets=self._secrets
+        )
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         try:
             self._file.write(line)
@@ -140,7 +143,9 @@ class SqliteAuditLog:
 
     def append(self, entry: AuditEntry) -> Mapping[str, Any]:
         """Write one record in its own transaction and return it."""
-        record = build_record(entry, self._seq + 1, self._prev, self._secrets)
+        record = build_record(
+            entry, seq=self._seq + 1, prev=self._prev, secrets=self._secrets
+        )
         try:
             self._db.execute(
                 "INSERT INTO audit (seq, record, hash) VALUES (?, ?, ?)",
