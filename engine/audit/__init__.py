@@ -12,18 +12,19 @@ The modules: ``_records`` (entries, records, hashes), ``_redact`` (Redactor),
 ``_verify`` (chain and legality), ``_report`` (show and stats).
 """
 
-from ._entry import AUDIT_KINDS, AuditEntry
-from ._errors import AuditWriteError
+from ._entry import AUDIT_KINDS, AuditEntry, spec_entry
+from ._errors import AuditFormatError, AuditWriteError
 from ._read import read_records
 from ._records import GENESIS, build_record, record_hash
 from ._redact import Redactor
 from ._report import LifecycleStats, StateTime, format_stats, log_stats, show_log
 from ._sinks import AuditSink, JsonlAuditLog, SqliteAuditLog, open_audit
-from ._verify import AuditProblem, verify_log
+from ._verify import AuditProblem, VerifyReport, verify_log
 
 __all__ = [
     "AUDIT_KINDS",
     "AuditEntry",
+    "AuditFormatError",
     "AuditProblem",
     "AuditSink",
     "AuditWriteError",
@@ -33,6 +34,7 @@ __all__ = [
     "Redactor",
     "SqliteAuditLog",
     "StateTime",
+    "VerifyReport",
     "build_record",
     "format_stats",
     "log_stats",
@@ -40,5 +42,6 @@ __all__ = [
     "read_records",
     "record_hash",
     "show_log",
+    "spec_entry",
     "verify_log",
 ]

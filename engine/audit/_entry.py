@@ -7,6 +7,8 @@ from typing import Any, Final
 
 import attrs
 
+from statemachines import Spec
+
 AUDIT_KINDS: Final = (
     "submitted",
     "transition",
@@ -43,3 +45,22 @@ class AuditEntry:
     http_status: int | None = None
     observed: Any = attrs.field(default=None, hash=False)
     detail: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+def spec_entry(spec: Spec, document: Mapping[str, Any]) -> AuditEntry:
+    """Return the ``spec`` entry for ``spec``: its parsed document and where it came from.
+
+    Written once per spec and session before that spec's other records, it
+    lets ``verify_log`` check every move even when the spec file has moved,
+    changed or gone: the document is indexed by its content hash.
+    ``document`` is the JSON document the spec was loaded from.
+    """
+    return AuditEntry(
+        kind="spec",
+        service=spec.name,
+        lifecycle="",
+        job_id="",
+        spec_hash=spec.content_hash,
+        spec_source=spec.source,
+        detail={"document": document, "source": spec.source},
+    )

@@ -30,10 +30,16 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def content_digest(text: str) -> str:
+    """Return ``sha256:<hex>`` of ``text`` in UTF-8 (records and specs hash alike)."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def record_hash(record: Mapping[str, Any]) -> str:
     """Return the hash of a record: sha256 of its canonical JSON without ``hash``."""
-    body = {k: v for k, v in record.items() if k != "hash"}
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return content_digest(
+        canonical_json({k: v for k, v in record.items() if k != "hash"})
+    )
 
 
 def utc_now() -> str:

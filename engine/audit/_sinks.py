@@ -9,13 +9,12 @@ import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from ._entry import AuditEntry
-from ._errors import AuditWriteError
+from ._errors import AuditFormatError, AuditWriteError
+from ._format import check_log, is_sqlite
 from ._records import GENESIS, build_record
-
-SQLITE_SUFFIXES: Final = (".db", ".sqlite", ".sqlite3")
 
 
 class AuditSink(Protocol):
@@ -45,7 +44,14 @@ class JsonlAuditLog:
         fsync_interval: float = 1.0,
         secrets: Iterable[str] = (),
     ) -> None:
-        """Open ``path`` for appending, continuing its sequence and chain."""
+        """Open ``path`` for appending, continuing its sequence and chain.
+
+        Raises:
+            AuditFormatError: if ``path`` holds something other than a JSON
+                Lines audit log (an SQLite database, any other data).
+            AuditWriteError: if it cannot be opened (no such directory, no
+                permission).
+        """
         if fsync not in ("never", "always", "interval"):
             msg = f"fsync must be 'never', 'always' or 'interval', not {fsync!r}"
             raise ValueError(msg)
@@ -54,8 +60,15 @@ class JsonlAuditLog:
         self._fsync_interval = fsync_interval
         self._last_sync = time.monotonic()
         self._secrets = tuple(s for s in secrets if s)
-        self._seq, self._prev, torn = _jsonl_tail(self.path)
-        self._file = self.path.open("ab")
+        if self.path.is_file() and self.path.stat().st_size and check_log(path):
+            msg = f"{path} is an SQLite database, not a JSON Lines audit log"
+            raise AuditFormatError(msg)
+        try:
+            self._seq, self._prev, torn = _jsonl_tail(self.path)
+            self._file = self.path.open("ab")
+        except OSError as exc:
+            msg = f"cannot open audit log {path}: {exc.strerror or exc}"
+            raise AuditWriteError(msg) from exc
         if torn:
             # A crash mid-write left a partial last line: start on a fresh line;
             # verify_log reports the torn one, the chain goes on from the last
@@ -112,10 +125,10 @@ def _jsonl_tail(path: Path) -> tuple[int, str, bool]:
             for raw in reversed([line for line in lines if line.strip()]):
                 try:
                     record = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
-                if isinstance(record, dict) and "seq" in record and "hash" in record:
-                    return int(record["seq"]), str(record["hash"]), torn
+                if isinstance(record, dict) and isinstance(record.get("seq"), int):
+                    return record["seq"], str(record.get("hash")), torn
             if start == 0:
                 return 0, GENESIS, torn
             chunk *= 4
@@ -127,18 +140,42 @@ class SqliteAuditLog:
     def __init__(
         self, path: str | os.PathLike[str], *, secrets: Iterable[str] = ()
     ) -> None:
-        """Open (or create) the log at ``path``, continuing its chain."""
+        """Open (or create) the log at ``path``, continuing its chain.
+
+        An existing SQLite database without an audit table gets one: a
+        database store keeps its audit table beside its jobs.
+
+        Raises:
+            AuditFormatError: if ``path`` holds something other than SQLite.
+            AuditWriteError: if it cannot be opened or written.
+        """
         self.path = Path(path)
         self._secrets = tuple(s for s in secrets if s)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS audit "
-            "(seq INTEGER PRIMARY KEY, record TEXT NOT NULL, hash TEXT NOT NULL)"
-        )
-        row = self._db.execute(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+        if self.path.is_dir() or (
+            self.path.is_file()
+            and self.path.stat().st_size
+            and not is_sqlite(self.path)
+        ):
+            msg = f"{path} is not an audit log (not an SQLite database)"
+            raise AuditFormatError(msg)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            msg = f"cannot open audit log {path}: {exc}"
+            raise AuditWriteError(msg) from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS audit "
+                "(seq INTEGER PRIMARY KEY, record TEXT NOT NULL, hash TEXT NOT NULL)"
+            )
+            row = self._db.execute(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._db.close()
+            msg = f"cannot open audit log {path}: {exc}"
+            raise AuditWriteError(msg) from exc
         self._seq, self._prev = (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     def append(self, entry: AuditEntry) -> Mapping[str, Any]:
@@ -166,7 +203,14 @@ class SqliteAuditLog:
 def open_audit(
     path: str | os.PathLike[str], *, fsync: str = "never", secrets: Iterable[str] = ()
 ) -> AuditSink:
-    """Open the sink for ``path``: SQLite for .db/.sqlite/.sqlite3, else JSON Lines."""
-    if Path(path).suffix.lower() in SQLITE_SUFFIXES:
+    """Open the sink for ``path``: SQLite for an SQLite file or a new .db/.sqlite/.sqlite3.
+
+    Anything else is JSON Lines.
+
+    Raises:
+        AuditFormatError: if ``path`` exists and is not an audit log of that kind.
+        AuditWriteError: if it cannot be opened.
+    """
+    if is_sqlite(Path(path)):
         return SqliteAuditLog(path, secrets=secrets)
     return JsonlAuditLog(path, fsync=fsync, secrets=secrets)
