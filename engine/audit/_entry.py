@@ -9,10 +9,17 @@ import attrs
 
 from statemachines import Spec
 
+#: Every kind of record the engine writes. ``retry`` and ``retry_after`` are
+#: the older names of ``retrying``: logs that hold them stay readable.
 AUDIT_KINDS: Final = (
+    "spec",
+    "intent",
     "submitted",
+    "lookup",
+    "unresolved_submission",
     "transition",
     "item_transition",
+    "retrying",
     "retry",
     "retry_after",
     "gave_up",
@@ -23,6 +30,7 @@ AUDIT_KINDS: Final = (
     "completed",
     "timed_out",
     "errored",
+    "forgotten",
     "resumed",
 )
 
