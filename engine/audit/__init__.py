@@ -4,12 +4,16 @@ Every record names its job, the move, the trigger, the HTTP status, the raw
 observed value, the spec's content hash, and the hash of the record before it,
 so a removed, reordered or edited record breaks the chain. Two sinks take the
 same records: JSON Lines (default; one ``write()`` of a whole line per record,
-flushed) and SQLite (WAL, a commit per record). Secrets never reach disk: each
-sink replaces every configured secret in every string before hashing.
+flushed) and SQLite (WAL, a commit per record). Secrets never reach disk: the
+engine passes every entry through a :class:`Redactor` (secrets, the spec's
+redact pointers and secret query parameters), and each sink blanks the
+secrets it was given once more before hashing.
 
-The modules: ``_records`` (entries, records, hashes), ``_redact`` (Redactor),
-``_sinks`` (JSON Lines and SQLite), ``_read`` (reading a log back),
-``_verify`` (chain and legality), ``_report`` (show and stats).
+The modules: ``_entry`` (what the engine hands over), ``_records`` (the record
+on disk and its hash), ``_redact`` (Redactor), ``_format`` (telling a log
+from other files), ``_sinks`` (JSON Lines and SQLite), ``_read`` (reading a
+log back), ``_specs`` (finding a record's spec), ``_verify`` (chain and
+legality), ``_report`` (show and stats).
 """
 
 from ._entry import AUDIT_KINDS, AuditEntry, spec_entry

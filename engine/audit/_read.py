@@ -8,10 +8,17 @@ import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ._errors import AuditFormatError
 from ._format import check_log, sqlite_uri
+
+_ALL: Final = "SELECT record FROM audit ORDER BY seq"
+# The position in seq order is the record's "line", as in the full read.
+_LIKE: Final = (
+    "SELECT n, record FROM (SELECT row_number() OVER (ORDER BY seq) AS n, record"
+    " FROM audit) WHERE record LIKE ? ORDER BY n"
+)
 
 
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
@@ -39,20 +46,20 @@ def iter_kind(path: str | os.PathLike[str], kind: str) -> Iterator[tuple[int, An
     costs a scan, not a parse of every line.
     """
     pattern = re.compile(rb'"kind"\s*:\s*"' + re.escape(kind.encode()) + rb'"')
-    for number, record in _matching_lines(path, pattern):
+    for number, record in _matching_lines(path, pattern, kind):
         if isinstance(record, dict) and record.get("kind") == kind:
             yield number, record
 
 
 def _matching_lines(
-    path: str | os.PathLike[str], pattern: re.Pattern[bytes]
+    path: str | os.PathLike[str], pattern: re.Pattern[bytes], hint: str
 ) -> Iterator[tuple[int, Any]]:
     sqlite = check_log(path)
     where = Path(path)
     if where.stat().st_size == 0:
         return
     if sqlite:
-        for number, text in _sqlite_lines(where, raw=True):
+        for number, text in _sqlite_lines(where, like=f'%"{hint}"%'):
             if pattern.search(text.encode("utf-8")):
                 yield number, _parse(text)
         return
@@ -69,12 +76,17 @@ def _parse(raw: str | bytes) -> Any:
         return raw
 
 
-def _sqlite_lines(path: Path, *, raw: bool = False) -> Iterator[tuple[int, Any]]:
+def _sqlite_lines(path: Path, *, like: str | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield (position in seq order, parsed record); only raw text of rows LIKE ``like``."""
     db = sqlite3.connect(sqlite_uri(path), uri=True)
     try:
-        rows = db.execute("SELECT record FROM audit ORDER BY seq")
-        for number, (text,) in enumerate(rows, 1):
-            yield number, str(text) if raw else _parse(text)
+        rows: Iterator[tuple[int, Any]]
+        if like is None:
+            rows = enumerate((text for (text,) in db.execute(_ALL)), 1)
+        else:
+            rows = ((n, text) for n, text in db.execute(_LIKE, (like,)))
+        for number, text in rows:
+            yield number, str(text) if like is not None else _parse(text)
     except sqlite3.Error as exc:
         msg = f"{path} is not an audit log (cannot read its audit table: {exc})"
         raise AuditFormatError(msg) from exc

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from ._entry import AuditEntry
-from ._redact import map_strings, replace_secrets
+from ._redact import map_strings, replace_secrets, secret_forms
 
 #: ``prev`` of the first record.
 GENESIS: Final = "sha256:" + "0" * 64
@@ -78,7 +78,7 @@ def build_record(
         "spec": entry.spec_source,
         "detail": entry.detail,
     }
-    known = tuple(s for s in secrets if s)
+    known = secret_forms(secrets)
 
     def clean(text: str) -> str:
         return replace_secrets(_utf8(text), known) if known else _utf8(text)

@@ -9,7 +9,7 @@ or end the job as an internal error.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -22,10 +22,15 @@ from ._entry import AuditEntry
 REDACTED: Final = "[REDACTED]"
 
 _SCALARS: Final = (int, float, bool, type(None))
+_PLAIN: Final = frozenset(_SCALARS)
 
 
 def map_strings(
-    value: Any, text: Callable[[str], str], *, max_depth: int | None = None
+    value: Any,
+    text: Callable[[str], str],
+    *,
+    max_depth: int | None = None,
+    blank: Collection[tuple[int, Any]] = (),
 ) -> Any:
     """Return a JSON-shaped deep copy of ``value`` with every string passed through ``text``.
 
@@ -34,55 +39,97 @@ def map_strings(
     ``text``), so the result always serialises and an exception whose message
     holds a secret is redacted like any other text. Containers deeper than
     ``max_depth`` are replaced by a short marker; ``None`` means no limit.
+    ``blank`` holds (``id`` of a container in ``value``, key or index) pairs
+    whose non-null value becomes ``[REDACTED]`` (see :func:`pointer_targets`).
     """
+    if not isinstance(value, (Mapping, list, tuple)):
+        return _leaf(value, text)
     root: list[Any] = [None]
-    # (source value, container to fill, slot in it, depth of the source value)
+    # (source container, container to fill, slot in it, depth of the source)
     stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
     while stack:
         source, target, slot, depth = stack.pop()
-        if isinstance(source, str):
-            target[slot] = text(source)
-        elif isinstance(source, _SCALARS):
-            target[slot] = source
-        elif isinstance(source, (Mapping, list, tuple)):
-            if max_depth is not None and depth >= max_depth:
-                target[slot] = f"[nested deeper than {max_depth} levels]"
-                continue
-            if isinstance(source, Mapping):
-                out: dict[str, Any] = {}
-                target[slot] = out
-                for key, item in source.items():
-                    name = text(key if isinstance(key, str) else str(key))
-                    out[name] = None  # holds the key's place: order is kept
-                    stack.append((item, out, name, depth + 1))
-            else:
-                items: list[Any] = [None] * len(source)
-                target[slot] = items
-                stack.extend(
-                    (item, items, i, depth + 1) for i, item in enumerate(source)
-                )
+        if max_depth is not None and depth >= max_depth:
+            target[slot] = f"[nested deeper than {max_depth} levels]"
+            continue
+        out: Any
+        is_list = not isinstance(source, Mapping)
+        if is_list:
+            out = [None] * len(source)
+            pairs: Iterable[tuple[Any, Any]] = enumerate(source)
         else:
-            target[slot] = text(str(source))
+            out = {}
+            pairs = source.items()
+        target[slot] = out
+        for key, item in pairs:
+            name = key if is_list else text(key if type(key) is str else str(key))
+            kind = type(item)
+            # Exact type checks first: isinstance against the Mapping ABC is
+            # the slowest step of a walk over a typical body.
+            if blank and item is not None and (id(source), key) in blank:
+                out[name] = REDACTED
+            elif kind is str:
+                out[name] = text(item)
+            elif kind in _PLAIN:
+                out[name] = item
+            elif (
+                kind is dict or kind is list or isinstance(item, (Mapping, list, tuple))
+            ):
+                out[name] = None  # holds the key's place: order is kept
+                stack.append((item, out, name, depth + 1))
+            else:
+                out[name] = _leaf(item, text)
     return root[0]
 
 
-def replace_secrets(value: str, secrets: Iterable[str]) -> str:
-    """Return ``value`` with every secret replaced by ``[REDACTED]``.
+def _leaf(value: Any, text: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, _SCALARS):
+        return value
+    return text(str(value))
 
-    Longer secrets go first, so a secret that contains another is blanked
-    whole. Each secret's percent-encoded form is blanked too (a key echoed
-    back from a query string arrives encoded).
+
+def pointer_targets(
+    value: Any, pointers: Iterable[tuple[str, ...]]
+) -> set[tuple[int, Any]]:
+    """Return the (``id`` of container, key or index) pairs that ``pointers`` name in ``value``.
+
+    Pointers that lead nowhere are skipped: a body need not hold every
+    field a spec marks sensitive.
     """
-    for secret in _variants(secrets):
+    found: set[tuple[int, Any]] = set()
+    for tokens in pointers:
+        node = value
+        for token in tokens[:-1]:
+            node = _child(node, token)
+        if tokens and isinstance(node, Mapping) and tokens[-1] in node:
+            found.add((id(node), tokens[-1]))
+        elif tokens and isinstance(node, (list, tuple)):
+            index = _index(node, tokens[-1])
+            if index is not None:
+                found.add((id(node), index))
+    return found
+
+
+def secret_forms(secrets: Iterable[str]) -> tuple[str, ...]:
+    """Return what to look for to blank ``secrets``: each value and its percent-encoded form.
+
+    A key echoed back from a query string arrives encoded. Longer forms come
+    first, so a secret that contains another is blanked whole. Empty values
+    are dropped (an unset variable must not blank every string).
+    """
+    forms = {s for s in secrets if s}
+    forms |= {quote(s, safe="") for s in forms}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def replace_secrets(value: str, forms: Sequence[str]) -> str:
+    """Return ``value`` with every one of ``forms`` (see :func:`secret_forms`) blanked."""
+    for secret in forms:
         if secret in value:
             value = value.replace(secret, REDACTED)
     return value
-
-
-def _variants(secrets: Iterable[str]) -> list[str]:
-    forms = {s for s in secrets if s}
-    forms |= {quote(s, safe="") for s in forms}
-    return sorted(forms, key=len, reverse=True)
 
 
 def _query_pattern(params: Collection[str]) -> re.Pattern[str] | None:
@@ -122,6 +169,8 @@ class Redactor:
         )
         self._pointers = tuple(split_pointer(p) for p in pointers)
         self._query = _query_pattern(tuple(query_params))
+        self._forms_of: frozenset[str] = frozenset()
+        self._forms: tuple[str, ...] = ()
 
     @classmethod
     def for_spec(cls, spec: Spec, secrets: Iterable[str] = ()) -> Redactor:
@@ -143,7 +192,17 @@ class Redactor:
         For text a service wrote (error bodies, messages, links) before it
         reaches a message, an event, a log line or a record.
         """
-        value = replace_secrets(value, self._secrets)
+        return self._text(value, self._current_forms())
+
+    def _current_forms(self) -> tuple[str, ...]:
+        # The set is live, so its forms are recomputed only when it changed.
+        if self._secrets != self._forms_of:
+            self._forms_of = frozenset(self._secrets)
+            self._forms = secret_forms(self._forms_of)
+        return self._forms
+
+    def _text(self, value: str, forms: Sequence[str]) -> str:
+        value = replace_secrets(value, forms)
         if self._query is not None and ("=" in value or "%3" in value):
             value = self._query.sub(r"\1" + REDACTED, value)
         return value
@@ -156,15 +215,11 @@ class Redactor:
         however deep; tuples come back as lists, other objects as their
         redacted ``str()``.
         """
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, _SCALARS):
-            return value
-        if self._pointers and isinstance(value, (Mapping, list, tuple)):
-            value = map_strings(value, _same)  # a private copy to blank in place
-            for tokens in self._pointers:
-                value = _blank(value, tokens)
-        return map_strings(value, self.text)
+        if () in self._pointers:
+            return REDACTED  # the empty pointer names the whole value
+        forms = self._current_forms()
+        blank = pointer_targets(value, self._pointers) if self._pointers else ()
+        return map_strings(value, lambda text: self._text(text, forms), blank=blank)
 
     def entry(self, entry: AuditEntry) -> AuditEntry:
         """Return ``entry`` with every field redacted, ready for a sink.
@@ -193,43 +248,20 @@ class Redactor:
         )
 
 
-def _same(value: str) -> str:
-    return value
-
-
 def _maybe(text: Callable[[str], str], value: str | None) -> str | None:
     return None if value is None else text(value)
 
 
-def _blank(root: Any, tokens: tuple[str, ...]) -> Any:
-    """Blank the value at ``tokens`` in ``root`` (a private copy); return the root."""
-    if not tokens:
-        return REDACTED  # the empty pointer names the whole value
-    node = root
-    *parents, last = tokens
-    for token in parents:
-        node = _child(node, token)
-        if node is None:
-            return root
-    if isinstance(node, dict) and node.get(last) is not None:
-        node[last] = REDACTED
-    elif isinstance(node, list):
-        index = _index(node, last)
-        if index is not None:
-            node[index] = REDACTED
-    return root
-
-
 def _child(node: Any, token: str) -> Any:
-    if isinstance(node, dict):
+    if isinstance(node, Mapping):
         return node.get(token)
-    if isinstance(node, list):
+    if isinstance(node, (list, tuple)):
         index = _index(node, token)
         return None if index is None else node[index]
     return None
 
 
-def _index(node: list[Any], token: str) -> int | None:
+def _index(node: Sequence[Any], token: str) -> int | None:
     if token.isdigit() and int(token) < len(node):
         return int(token)
     return None
