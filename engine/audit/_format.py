@@ -30,8 +30,8 @@ def is_sqlite(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
             head = handle.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        head = b""
+    except OSError:
+        head = b""  # missing, a directory, unreadable: the sink says which
     if head:
         return head == SQLITE_HEADER
     return path.suffix.lower() in SQLITE_SUFFIXES

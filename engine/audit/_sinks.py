@@ -60,6 +60,9 @@ class JsonlAuditLog:
         self._fsync_interval = fsync_interval
         self._last_sync = time.monotonic()
         self._secrets = tuple(s for s in secrets if s)
+        if self.path.is_dir():
+            msg = f"{path} is a directory, not an audit log"
+            raise AuditFormatError(msg)
         if self.path.is_file() and self.path.stat().st_size and check_log(path):
             msg = f"{path} is an SQLite database, not a JSON Lines audit log"
             raise AuditFormatError(msg)
@@ -151,7 +154,10 @@ class SqliteAuditLog:
         """
         self.path = Path(path)
         self._secrets = tuple(s for s in secrets if s)
-        if self.path.is_dir() or (
+        if self.path.is_dir():
+            msg = f"{path} is a directory, not an audit log"
+            raise AuditFormatError(msg)
+        if (
             self.path.is_file()
             and self.path.stat().st_size
             and not is_sqlite(self.path)

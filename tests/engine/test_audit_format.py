@@ -183,6 +183,18 @@ def test_an_sqlite_sink_refuses_a_file_that_is_not_sqlite(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("name", ["audit.jsonl", "audit.db"])
+def test_a_directory_is_refused_by_sinks_and_readers(tmp_path: Path, name: str) -> None:
+    """A directory given as the log is named as one, by both sinks and by verify."""
+    path = tmp_path / name
+    path.mkdir()
+
+    with pytest.raises(AuditFormatError, match="is a directory, not an audit log"):
+        open_audit(path)
+    with pytest.raises(AuditFormatError, match="is a directory, not an audit log"):
+        verify_log(path)
+
+
+@pytest.mark.parametrize("name", ["audit.jsonl", "audit.db"])
 def test_a_sink_in_a_missing_directory_raises_an_audit_write_error(
     tmp_path: Path, name: str
 ) -> None:
