@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +31,9 @@ class AuditSink(Protocol):
 
 class JsonlAuditLog:
     """JSON Lines sink: one record per line, appended and flushed per record.
+
+    ``secrets`` are blanked from every record before it is hashed (a set is
+    kept by reference: values added to it later are blanked too).
 
     ``fsync``: ``"never"`` (the OS decides), ``"always"`` (after every record),
     or ``"interval"`` (at most every ``fsync_interval`` seconds).
@@ -59,7 +62,7 @@ class JsonlAuditLog:
         self._fsync = fsync
         self._fsync_interval = fsync_interval
         self._last_sync = time.monotonic()
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = _keep(secrets)
         if self.path.is_dir():
             msg = f"{path} is a directory, not an audit log"
             raise AuditFormatError(msg)
@@ -138,7 +141,10 @@ def _jsonl_tail(path: Path) -> tuple[int, str, bool]:
 
 
 class SqliteAuditLog:
-    """SQLite sink: WAL mode, one row per record, a commit per record."""
+    """SQLite sink: WAL mode, one row per record, a commit per record.
+
+    ``secrets`` are blanked as in :class:`JsonlAuditLog` (a set stays live).
+    """
 
     def __init__(
         self, path: str | os.PathLike[str], *, secrets: Iterable[str] = ()
@@ -153,7 +159,7 @@ class SqliteAuditLog:
             AuditWriteError: if it cannot be opened or written.
         """
         self.path = Path(path)
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = _keep(secrets)
         if self.path.is_dir():
             msg = f"{path} is a directory, not an audit log"
             raise AuditFormatError(msg)
@@ -204,6 +210,12 @@ class SqliteAuditLog:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+def _keep(secrets: Iterable[str]) -> Collection[str]:
+    # A set is kept by reference, as Redactor does: the engine opens its sink
+    # before it reads credentials, and adds them to the same set later.
+    return secrets if isinstance(secrets, set) else tuple(s for s in secrets if s)
 
 
 def open_audit(

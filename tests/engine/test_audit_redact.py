@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -243,6 +244,24 @@ def test_sink_scrubs_a_secret_inside_an_object_that_is_not_json(tmp_path: Path) 
 
     assert KEY.encode() not in path.read_bytes()
     assert next(iter(read_records(path)))["detail"] == {"error": "hook saw [REDACTED]"}
+
+
+@pytest.mark.parametrize("name", ["audit.jsonl", "audit.db"])
+def test_sink_scrubs_secrets_added_to_its_set_after_it_was_opened(
+    tmp_path: Path, name: str
+) -> None:
+    """A sink given the engine's live set blanks credentials read after it was opened."""
+    secrets: set[str] = set()
+    path = tmp_path / name
+    sink = open_audit(path, secrets=secrets)
+
+    secrets.add(KEY)
+    sink.append(_entry(detail={"raw": f"Authorization: {KEY}"}))
+    sink.close()
+
+    assert next(iter(read_records(path)))["detail"] == {
+        "raw": "Authorization: [REDACTED]"
+    }
 
 
 def test_sink_never_scrubs_the_chain_fields(tmp_path: Path) -> None:
