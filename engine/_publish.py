@@ -96,7 +96,6 @@ class Publisher:
 
     def _append(self, b: Binding, job: JobState, record: Record) -> None:
         assert self.audit is not None  # noqa: S101 - callers checked
-        redact = b.redactor.redact
         entry = AuditEntry(
             kind=record.kind,
             service=b.spec.name,
@@ -110,11 +109,11 @@ class Publisher:
             trigger=record.trigger,
             attempt=job.polls,
             http_status=record.http_status,
-            observed=redact(record.observed),
-            detail=redact(dict(record.detail or {})),
+            observed=record.observed,
+            detail=dict(record.detail or {}),
         )
         try:
-            self.audit.append(entry)
+            self.audit.append(b.redactor.entry(entry))
         except (AuditWriteError, OSError):
             # Reported, never silently dropped: the log is the audit trail,
             # so the operator must know it has a hole.

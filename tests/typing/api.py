@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, assert_type
+from typing import Any, Literal, assert_type
 
 import httpx
 
@@ -192,11 +192,32 @@ def errors(exc: Exception) -> None:
 
 
 def audit_and_store(path: Path, spec: Spec) -> None:
-    """Audit sinks, verification, reports and the job store."""
+    """Audit sinks, redaction, verification, reports and the job store."""
     sink = audit.open_audit(path, fsync="interval", secrets=["k"])
     assert_type(sink, audit.AuditSink)
-    problems = audit.verify_log(path, specs=[spec])
-    assert_type(problems, list[audit.AuditProblem])
+    redactor = audit.Redactor.for_spec(spec, {"k"})
+    redactor.add_secret("k2")
+    assert_type(redactor.text("?sig=x"), str)
+    assert_type(redactor.redact({"a": [1]}), Any)
+    entry = audit.spec_entry(spec, {"spec_version": "1"})
+    assert_type(redactor.entry(entry), audit.AuditEntry)
+    assert_type(sink.append(entry), Mapping[str, Any])
+    built = audit.build_record(entry, seq=1, prev=audit.GENESIS, secrets=["k"])
+    assert_type(built, dict[str, Any])
+    report = audit.verify_log(path, specs=[spec])
+    assert_type(report, audit.VerifyReport)
+    assert_type(report.intact, bool)
+    assert_type(report.checked, bool)
+    assert_type(report.records, int)
+    for problem in report.problems:
+        assert_type(problem, audit.AuditProblem)
+        assert_type(problem.kind, Literal["tampered", "illegal", "unchecked"])
+        assert_type(problem.seq, int | None)
+    assert_type(report[0], audit.AuditProblem)
+    assert_type(list(report), list[audit.AuditProblem])
+    assert issubclass(audit.AuditFormatError, ValueError)
+    assert issubclass(audit.AuditWriteError, OSError)
+    assert "spec" in audit.AUDIT_KINDS
     for record in audit.read_records(path):
         assert_type(record, Mapping[str, Any])
         assert_type(audit.record_hash(record), str)
