@@ -131,7 +131,7 @@ def test_problems_are_reported_in_pointer_order(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in BAD_SPEC_FILES if p.stem != "invalid_json"],
+    [p for p in BAD_SPEC_FILES if p.stem not in {"invalid_json", "empty_file"}],
     ids=lambda p: p.stem,
 )
 def test_every_problem_pointer_names_a_place_in_the_file(path: Path) -> None:

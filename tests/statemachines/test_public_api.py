@@ -75,6 +75,23 @@ class TestProblem:
 
         assert line == "x.json: (root): invalid JSON at line 1 column 1: oops"
 
+    def test_warning_prints_warning_before_its_message(self) -> None:
+        """A warning prints as FILE: /pointer: warning: message."""
+        problem = Problem("x.json", "/a", "no rule leads here", severity="warning")
+
+        line = str(problem)
+
+        assert line == "x.json: /a: warning: no rule leads here"
+
+    def test_severity_defaults_to_error_and_refuses_other_words(self) -> None:
+        """A Problem is an error unless it says otherwise; only two severities exist."""
+        problem = Problem("f", "/p", "m")
+
+        with pytest.raises(ValueError, match="severity"):
+            Problem("f", "/p", "m", severity="info")  # type: ignore[arg-type] # the point
+
+        assert problem.severity == "error"
+
     def test_problems_are_values(self) -> None:
         """Two problems with the same fields are equal and hash alike (frozen)."""
         first = Problem("f", "/p", "m")

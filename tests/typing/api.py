@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, assert_type
+from typing import Any, Literal, assert_type
 
 import httpx
 
@@ -58,6 +58,8 @@ def spec_language(path: os.PathLike[str]) -> None:
     assert_type(statemachines.specs_dir(), Path)
     assert_type(statemachines.content_hash({"a": 1}), str)
     assert_type(spec.content_hash, str)
+    assert_type(spec.document, Mapping[str, Any])
+    assert_type(spec.warnings, tuple[Problem, ...])
     assert_type(spec.lifecycle_names, tuple[str, ...])
     lifecycle = spec.lifecycle("inference")
     assert_type(lifecycle.initial, str)
@@ -82,6 +84,7 @@ def spec_errors() -> None:
         assert_type(first.file, str)
         assert_type(first.pointer, str)
         assert_type(first.message, str)
+        assert_type(first.severity, Literal["error", "warning"])
     except UnknownSpecError as exc:
         family: StatepollError = exc  # every error of ours is a StatepollError
         assert_type(str(family), str)
