@@ -4,6 +4,7 @@
 
     StatepollError
     ├── SpecError(ValueError)          .problems: every problem of every file
+    ├── TemplateError(ValueError)      .template, .variable
     ├── IllegalTransitionError(ValueError)  .lifecycle, .source, .dest
     └── UnknownSpecError(LookupError)  .name, .known
 
@@ -27,6 +28,7 @@ __all__ = [
     "Problem",
     "SpecError",
     "StatepollError",
+    "TemplateError",
     "UnknownSpecError",
     "at_most",
     "in_pointer_order",
@@ -115,6 +117,23 @@ class SpecError(StatepollError, ValueError):
         lines = "\n".join(str(p) for p in self.problems)
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{count} {noun} in spec:\n{lines}")
+
+
+class TemplateError(StatepollError, ValueError):
+    """A URI template is outside the subset specs may use, or cannot be expanded.
+
+    ``template`` is the template's text; ``variable`` names the variable whose
+    value is missing or refused (``None`` for a malformed template).
+    """
+
+    def __init__(
+        self, reason: str, *, template: str, variable: str | None = None
+    ) -> None:
+        """Say what is wrong with ``template`` (and which ``variable``, if one)."""
+        self.reason = reason
+        self.template = template
+        self.variable = variable
+        super().__init__(f"template {shorten(template)!r}: {reason}")
 
 
 class UnknownSpecError(StatepollError, LookupError):
