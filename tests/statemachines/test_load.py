@@ -23,7 +23,6 @@ from statemachines import (
     build_machine,
     builtin_names,
     builtin_path,
-    content_hash,
     load_builtin,
     load_document,
     load_spec,
@@ -31,7 +30,7 @@ from statemachines import (
     resolve_pointer,
     split_pointer,
 )
-from statemachines.load import _load_file
+from statemachines.load import _load_file, content_hash
 from tests.statemachines.helpers import (
     BAD_SPECS,
     REPO_ROOT,

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statemachines import StatepollError
-from statemachines.errors import TemplateError
-from statemachines.template import Template, Variable
+from statemachines import StatepollError, Template, TemplateError
+from statemachines.template import Variable
 
 
 class TestParse:
