@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from statemachines import (
+    Condition,
     Outcome,
     Problem,
     Spec,
@@ -144,6 +145,25 @@ class TestDepth:
         )
         assert _document_problems(past_limit) == [("", TOO_DEEP)]
 
+    def test_deepest_conditions_the_limit_allows_are_validated_and_built(self) -> None:
+        """Nested all/any conditions up to MAX_DEPTH pass jsonschema and the builder.
+
+        Both recurse (about seven frames per level); the limit keeps them far
+        from Python's recursion limit.
+        """
+        condition: dict[str, Any] = {"status": 200}
+        # The rule's "when" sits 7 levels down; each "all" adds an object and a list.
+        for _ in range((MAX_DEPTH - 7) // 2):
+            condition = {"all": [condition]}
+        document = minimal_spec()
+        job_lifecycle(document)["poll"]["observe"].insert(
+            0, {"when": condition, "state": "Done"}
+        )
+
+        spec = load_document(document)
+
+        assert spec.lifecycle("job").poll.observe[0].when == _built(condition)
+
     def test_brackets_inside_strings_do_not_count(self, tmp_path: Path) -> None:
         """'[' and '{' in strings, escaped quotes included, are not nesting."""
         document = minimal_spec()
@@ -164,6 +184,18 @@ class TestDepth:
         found = _problems(path)
 
         assert found == [("", TOO_DEEP)]
+
+
+def _built(raw: dict[str, Any]) -> Condition:
+    """Return the Condition model of nested single-child 'all' conditions."""
+    levels = 0
+    while "all" in raw:
+        raw = raw["all"][0]
+        levels += 1
+    built = Condition(kind="status", status=(raw["status"],))
+    for _ in range(levels):
+        built = Condition(kind="all", children=(built,))
+    return built
 
 
 _TRICKY_TEXT = st.text(alphabet='[]{}"\\/ab', max_size=8)
