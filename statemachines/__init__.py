@@ -1,34 +1,39 @@
 """Spec model, loading, validation and machine building for statepoll.
 
 Pure: no HTTP, no engine, no clock. The engine reads specs only through the
-names below.
+names below. Helpers dropped from this list (``content_hash``,
+``join_pointer``, ``trigger_name``, ``IllegalTransitionError``) stay
+importable from their modules.
 """
 
 from .diagram import mermaid
 from .errors import (
-    IllegalTransitionError,
     Problem,
     SpecError,
     StatepollError,
+    TemplateError,
     UnknownSpecError,
 )
 from .load import (
     builtin_names,
     builtin_path,
-    content_hash,
     load_builtin,
     load_document,
     load_spec,
 )
-from .machine import LifecycleMachine, build_machine, trigger_name
-from .pointer import MISSING, join_pointer, resolve_pointer, split_pointer
+from .machine import LifecycleMachine, build_machine
+from .pointer import MISSING, resolve_pointer, split_pointer
 from .schema import specs_dir
 from .spec import (
+    Auth,
+    Backoff,
     Cancel,
     Condition,
     Errors,
+    Filter,
     Input,
     Items,
+    Jitter,
     Lifecycle,
     Locator,
     ObserveRule,
@@ -38,6 +43,8 @@ from .spec import (
     Poll,
     Request,
     Result,
+    RetryAfter,
+    RetryBackoff,
     Schedule,
     Service,
     Spec,
@@ -46,14 +53,18 @@ from .spec import (
     Submit,
     Transition,
 )
+from .template import Template
 
 __all__ = [
+    "Auth",
+    "Backoff",
     "Cancel",
     "Condition",
     "Errors",
-    "IllegalTransitionError",
+    "Filter",
     "Input",
     "Items",
+    "Jitter",
     "Lifecycle",
     "LifecycleMachine",
     "Locator",
@@ -66,6 +77,8 @@ __all__ = [
     "Problem",
     "Request",
     "Result",
+    "RetryAfter",
+    "RetryBackoff",
     "Schedule",
     "Service",
     "Spec",
@@ -74,13 +87,13 @@ __all__ = [
     "StateSchedule",
     "StatepollError",
     "Submit",
+    "Template",
+    "TemplateError",
     "Transition",
     "UnknownSpecError",
     "build_machine",
     "builtin_names",
     "builtin_path",
-    "content_hash",
-    "join_pointer",
     "load_builtin",
     "load_document",
     "load_spec",
@@ -88,5 +101,4 @@ __all__ = [
     "resolve_pointer",
     "specs_dir",
     "split_pointer",
-    "trigger_name",
 ]

@@ -64,8 +64,11 @@ def merged_lifecycle(defaults: Doc, lifecycle: Doc) -> dict[str, Any]:
     return out
 
 
-def build_spec(document: Doc, *, source: str, content_hash: str) -> Spec:
-    """Build a :class:`Spec` from a document the schema accepted."""
+def build_spec(document: Doc, *, source: str, content_hash: str, frozen: Doc) -> Spec:
+    """Build a :class:`Spec` from a document the schema accepted.
+
+    ``frozen`` is the read-only copy of ``document`` the spec keeps.
+    """
     defaults = document.get("defaults", {})
     lifecycles = tuple(
         _lifecycle(
@@ -82,6 +85,7 @@ def build_spec(document: Doc, *, source: str, content_hash: str) -> Spec:
         lifecycles=lifecycles,
         source=source,
         content_hash=content_hash,
+        document=frozen,
     )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import difflib
 import re
-import string
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Literal
 
-from .errors import Problem
-from .pointer import split_pointer
+from .errors import Problem, TemplateError, in_pointer_order, shorten
+from .pointer import escape
 from .spec import Lifecycle, Outcome, Request, Spec
+from .template import Template, Variable
 
 __all__ = ["check_spec"]
 
@@ -22,7 +23,10 @@ _BUILTIN_FIELDS = ("job_id", "item_id")
 
 
 def check_spec(spec: Spec, file: str) -> list[Problem]:
-    """Return every semantic problem of ``spec`` (empty when it is sound)."""
+    """Return every semantic problem of ``spec`` (empty when it is sound).
+
+    Errors and warnings together, in pointer order; only errors stop a load.
+    """
     names = spec.lifecycle_names
     problems: list[Problem] = []
     for lifecycle in spec.lifecycles:
@@ -30,20 +34,27 @@ def check_spec(spec: Spec, file: str) -> list[Problem]:
             problems.extend(
                 Problem(file, pointer, message) for pointer, message in check(lifecycle)
             )
+        for check in _WARNINGS:
+            problems.extend(
+                Problem(file, pointer, message, severity="warning")
+                for pointer, message in check(lifecycle)
+            )
         if lifecycle.items is not None:
             target = lifecycle.items.lifecycle
             at = f"{lifecycle.items.location}/lifecycle"
             if target not in names:
                 problems.append(
                     Problem(
-                        file, at, f"unknown lifecycle {target!r}{_hint(target, names)}"
+                        file,
+                        at,
+                        f"unknown lifecycle {shorten(target)!r}{_hint(target, names)}",
                     )
                 )
             elif target == lifecycle.name:
                 problems.append(
                     Problem(file, at, "a lifecycle cannot be its own items' lifecycle")
                 )
-    return sorted(problems, key=lambda p: (split_pointer(p.pointer), p.message))
+    return in_pointer_order(problems)
 
 
 Found = Iterator[tuple[str, str]]
@@ -61,7 +72,7 @@ def _num(value: float) -> str:
 
 
 def _unknown_state(name: str, lifecycle: Lifecycle) -> str:
-    return f"unknown state {name!r}{_hint(name, lifecycle.state_names)}"
+    return f"unknown state {shorten(name)!r}{_hint(name, lifecycle.state_names)}"
 
 
 def _one_initial(lifecycle: Lifecycle) -> Found:
@@ -90,7 +101,7 @@ def _states_declared(lifecycle: Lifecycle) -> Found:
         if rule.state is not None:
             named.append((f"{rule.location}/state", rule.state))
         named.extend(
-            (f"{rule.location}/map/{_escape(value)}", state)
+            (f"{rule.location}/map/{escape(value)}", state)
             for value, state in rule.mapping
         )
     named.extend((o.location, o.state) for o in lifecycle.schedule.per_state)
@@ -109,10 +120,6 @@ def _states_declared(lifecycle: Lifecycle) -> Found:
             yield at, _unknown_state(name, lifecycle)
 
 
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
 def _terminal_is_final(lifecycle: Lifecycle) -> Found:
     terminal = lifecycle.terminal_states
     for t in lifecycle.transitions:
@@ -125,32 +132,56 @@ def _terminal_is_final(lifecycle: Lifecycle) -> Found:
             )
 
 
-def _graph(lifecycle: Lifecycle) -> dict[str, set[str]]:
-    graph: dict[str, set[str]] = {name: set() for name in lifecycle.state_names}
+def _reached(start: set[str], edges: dict[str, set[str]]) -> set[str]:
+    """Return every state reachable from ``start`` along ``edges`` (itself included)."""
+    seen = set(start)
+    queue = deque(start)
+    while queue:
+        for nxt in edges[queue.popleft()] - seen:
+            seen.add(nxt)
+            queue.append(nxt)
+    return seen
+
+
+def _edges(lifecycle: Lifecycle, *, backwards: bool = False) -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {name: set() for name in lifecycle.state_names}
     for t in lifecycle.transitions:
-        if t.source in graph and t.dest in graph:
-            graph[t.source].add(t.dest)
-    return graph
+        if t.source in edges and t.dest in edges:
+            source, dest = (t.dest, t.source) if backwards else (t.source, t.dest)
+            edges[source].add(dest)
+    return edges
 
 
 def _reach_terminal(lifecycle: Lifecycle) -> Found:
-    graph = _graph(lifecycle)
-    terminal = lifecycle.terminal_states
+    # One search backwards from the terminal states, not one per state: a
+    # hostile file may declare 100,000 states.
+    leads_out = _reached(
+        set(lifecycle.terminal_states), _edges(lifecycle, backwards=True)
+    )
     for state in lifecycle.states:
-        if state.terminal:
-            continue
-        seen = {state.name}
-        queue = deque([state.name])
-        while queue:
-            for nxt in graph[queue.popleft()] - seen:
-                seen.add(nxt)
-                queue.append(nxt)
-        if not seen & terminal:
+        if state.name not in leads_out:
             yield (
                 state.location,
                 (
-                    f"state {state.name!r} cannot reach any terminal state"
+                    f"state {shorten(state.name)!r} cannot reach any terminal state"
                     " (a job there would be polled forever)"
+                ),
+            )
+
+
+def _reachable_from_initial(lifecycle: Lifecycle) -> Found:
+    initial = [s.name for s in lifecycle.states if s.initial]
+    if len(initial) != 1:
+        return  # _one_initial reports it; any choice here would be a guess
+    reached = _reached(set(initial), _edges(lifecycle))
+    for state in lifecycle.states:
+        if state.name not in reached:
+            yield (
+                state.location,
+                (
+                    f"state {shorten(state.name)!r} cannot be reached from the "
+                    f"initial state {shorten(initial[0])!r}; add a transition into it "
+                    "or remove it"
                 ),
             )
 
@@ -212,23 +243,15 @@ def _requests_resolvable(lifecycle: Lifecycle) -> Found:
                 request.location,
                 "a request needs a 'path' template, a 'url' locator, or both",
             )
-        templates: list[tuple[str, str]] = []
+        templates: list[tuple[str, str, Literal["path", "query"]]] = []
         if request.path is not None:
-            templates.append((f"{request.location}/path", request.path))
+            templates.append((f"{request.location}/path", request.path, "path"))
         templates.extend(
-            (f"{request.location}/query/{_escape(k)}", v) for k, v in request.query
+            (f"{request.location}/query/{escape(k)}", v, "query")
+            for k, v in request.query
         )
-        for at, template in templates:
-            try:
-                fields = _fields(template)
-            except ValueError as exc:
-                yield at, f"malformed template {template!r}: {exc}"
-                continue
-            for field in fields:
-                # Item lifecycles also see their parent's inputs, unknown here.
-                if field not in known and not lifecycle.item_only:
-                    hint = _hint(field, tuple(sorted(known)))
-                    yield at, f"unknown template field {{{field}}}{hint}"
+        for at, text, where in templates:
+            yield from _template_sound(text, at, where, known, lifecycle)
         for locator in request.url:
             if locator.pattern is not None:
                 yield from _pattern_ok(locator.pattern, f"{locator.location}/pattern")
@@ -238,13 +261,40 @@ def _requests_resolvable(lifecycle: Lifecycle) -> Found:
                 yield from _pattern_ok(locator.pattern, f"{locator.location}/pattern")
 
 
-def _fields(template: str) -> list[str]:
-    """Return the template's field names.
-
-    Raises:
-        ValueError: for a malformed template (an unclosed brace).
-    """
-    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+def _template_sound(
+    text: str,
+    at: str,
+    where: Literal["path", "query"],
+    known: set[str],
+    lifecycle: Lifecycle,
+) -> Found:
+    try:
+        template = Template.parse(text)
+    except TemplateError as exc:
+        yield at, f"malformed {exc}"
+        return
+    if where == "path" and not text.startswith("/"):
+        yield (
+            at,
+            f"a path must start with '/' (it follows the base URL): {shorten(text)!r}",
+        )
+    if where == "query":
+        reserved = {
+            p: None for p in template.parts if isinstance(p, Variable) and p.reserved
+        }
+        for variable in reserved:
+            yield (
+                at,
+                (
+                    f"reserved expansion {variable} is not allowed in a query value "
+                    f"(the engine encodes query values whole); write {{{variable.name}}}"
+                ),
+            )
+    for name in template.variables:
+        # Item lifecycles also see their parent's inputs, unknown here.
+        if name not in known and not lifecycle.item_only:
+            hint = _hint(name, tuple(sorted(known)))
+            yield at, f"unknown template field {{{name}}}{hint}"
 
 
 def _pattern_ok(pattern: str, at: str) -> Found:
@@ -274,13 +324,40 @@ def _cancel_path_legal(lifecycle: Lifecycle) -> Found:
             )
 
 
+def _produced(lifecycle: Lifecycle) -> Found:
+    """Warn about states no response or cancel can put a job in."""
+    produced = {s.name for s in lifecycle.states if s.initial}
+    for rule in lifecycle.poll.observe:
+        if rule.state is not None:
+            produced.add(rule.state)
+        produced.update(state for _, state in rule.mapping)
+    if lifecycle.cancel is not None:
+        produced.update(lifecycle.cancel.leads_to)
+    for state in lifecycle.states:
+        if state.name in produced:
+            continue
+        if state.terminal:
+            fate = "so no job can ever end in it"
+        else:
+            fate = "so a job only passes through it when a later state is observed"
+        yield (
+            state.location,
+            (
+                f"no observe rule and no cancel leads to state {shorten(state.name)!r}, "
+                f"{fate}"
+            ),
+        )
+
+
 _CHECKS: tuple[Callable[[Lifecycle], Found], ...] = (
     _one_initial,
     _states_declared,
     _terminal_is_final,
     _reach_terminal,
+    _reachable_from_initial,
     _has_success,
     _schedule_sound,
     _requests_resolvable,
     _cancel_path_legal,
 )
+_WARNINGS: tuple[Callable[[Lifecycle], Found], ...] = (_produced,)

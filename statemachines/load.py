@@ -13,9 +13,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from ._build import build_spec
+from ._document import document_problems, freeze, read_json
 from .checks import check_spec
-from .errors import Problem, SpecError, UnknownSpecError
+from .errors import Problem, SpecError, UnknownSpecError, at_most, in_pointer_order
 from .schema import SCHEMA_NAME, schema_problems, specs_dir
 from .spec import Spec
 
@@ -79,10 +82,14 @@ def load_spec(spec: str | os.PathLike[str]) -> Spec:
 def load_document(document: Mapping[str, Any], *, source: str = "<document>") -> Spec:
     """Check and build a spec from an already-parsed document.
 
+    The document must hold JSON values only (dicts, lists, strings, finite
+    numbers, booleans, None); the spec keeps a read-only copy as ``document``.
+
     Raises:
         SpecError: with every problem.
     """
-    return _check_and_build(document, source=source, label=source)
+    found = document_problems(document, source)
+    return _check_and_build(document, found, source=source, label=source)
 
 
 def content_hash(document: Any) -> str:
@@ -106,29 +113,42 @@ def _load_file(path: Path, *, source: str, label: str) -> Spec:
         raise SpecError([Problem(label, "", "file not found")]) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(label, "", f"cannot read: {exc}")]) from exc
-    try:
-        document = json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        msg = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        raise SpecError([Problem(label, "", msg)]) from exc
-    except ValueError as exc:
-        raise SpecError([Problem(label, "", f"invalid JSON: {exc}")]) from exc
-    return _check_and_build(document, source=source, label=label)
+    document, found = read_json(text, label)
+    return _check_and_build(document, found, source=source, label=label)
 
 
-def _refuse_constant(name: str) -> Any:
-    # Python's json accepts NaN and Infinity; JSON does not, and a NaN interval
-    # would crash the model's validators instead of being reported.
-    msg = f"{name} is not valid JSON"
-    raise ValueError(msg)
-
-
-def _check_and_build(document: Any, *, source: str, label: str) -> Spec:
-    problems = schema_problems(document, label)
+def _check_and_build(
+    document: Mapping[str, Any], found: list[Problem], *, source: str, label: str
+) -> Spec:
+    # The schema runs even when the raw document has problems, so that one run
+    # reports them all; but a place already reported is not reported twice
+    # (1e400 is "not a finite number", not also "greater than the maximum").
+    problems = [*found, *_unshadowed(schema_problems(document, label), found)]
     if problems:
-        raise SpecError(problems)
-    spec = build_spec(document, source=source, content_hash=content_hash(document))
+        raise SpecError(at_most(in_pointer_order(problems)))
+    spec = build_spec(
+        document,
+        source=source,
+        content_hash=content_hash(document),
+        frozen=freeze(document),
+    )
     problems = check_spec(spec, label)
-    if problems:
-        raise SpecError(problems)
-    return spec
+    if any(p.severity == "error" for p in problems):
+        raise SpecError(at_most(problems))
+    return attrs.evolve(spec, warnings=tuple(problems)) if problems else spec
+
+
+def _unshadowed(problems: list[Problem], found: list[Problem]) -> list[Problem]:
+    """Drop the problems at or below a place ``found`` already reports."""
+    places = {p.pointer for p in found}
+
+    def shadowed(pointer: str) -> bool:
+        # Walk up the pointer's parents: a set lookup each, so 100,000 problems
+        # against 100,000 places stay linear.
+        while pointer not in places:
+            if not pointer:
+                return False
+            pointer = pointer.rpartition("/")[0]
+        return True
+
+    return [p for p in problems if not shadowed(p.pointer)] if places else problems

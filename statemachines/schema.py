@@ -12,8 +12,8 @@ from typing import Any, Final
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from .errors import Problem
-from .pointer import join_pointer, split_pointer
+from .errors import Problem, in_pointer_order
+from .pointer import join_pointer
 
 __all__ = ["SCHEMA_NAME", "schema_problems", "specs_dir", "validator"]
 
@@ -53,12 +53,9 @@ def validator() -> jsonschema.protocols.Validator:
 
 def schema_problems(document: Any, file: str) -> list[Problem]:
     """Validate ``document`` and return every problem, sorted by pointer."""
-    problems = [_to_problem(error, file) for error in validator().iter_errors(document)]
-    return sorted(problems, key=_order)
-
-
-def _order(problem: Problem) -> tuple[tuple[str, ...], str]:
-    return split_pointer(problem.pointer), problem.message
+    return in_pointer_order(
+        _to_problem(error, file) for error in validator().iter_errors(document)
+    )
 
 
 def _to_problem(error: ValidationError, file: str) -> Problem:

@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 import attrs
 
+from ._document import FrozenDict
+from .errors import Problem
+
 __all__ = [
     "Auth",
     "Backoff",
@@ -445,6 +448,11 @@ class Spec:
     source: str = attrs.field(default="", eq=False)
     #: ``sha256:<hex>`` of the file's canonical JSON; recorded in every audit record.
     content_hash: str = ""
+    #: The parsed JSON document the spec was built from, read-only; its
+    #: canonical JSON hashes to ``content_hash``. Empty for a spec built in Python.
+    document: Mapping[str, Any] = attrs.field(factory=FrozenDict, eq=False, repr=False)
+    #: Problems that did not stop the spec from loading (severity "warning").
+    warnings: tuple[Problem, ...] = attrs.field(default=(), eq=False, repr=False)
 
     @property
     def name(self) -> str:

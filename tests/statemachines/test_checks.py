@@ -7,11 +7,13 @@ tests cover the variants of each rule.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 
+import statemachines
 from statemachines import SpecError, load_builtin, load_document
 from statemachines.checks import check_spec
 from statemachines.spec import Spec
@@ -21,9 +23,12 @@ DECLARED = "Queued, Running, Done, Failed"
 
 
 def _problems(document: Any) -> list[tuple[str, str]]:
+    """Return the errors (not the warnings) loading ``document`` raises."""
     with pytest.raises(SpecError) as info:
         load_document(document)
-    return [(p.pointer, p.message) for p in info.value.problems]
+    return [
+        (p.pointer, p.message) for p in info.value.problems if p.severity == "error"
+    ]
 
 
 def _with_cancel(document: dict[str, Any], **cancel: Any) -> dict[str, Any]:
@@ -210,6 +215,136 @@ class TestReachTerminal:
         ]
 
 
+class TestReachableFromInitial:
+    """Every state can be reached from the initial state by declared transitions."""
+
+    def test_state_without_a_way_in_is_reported(self) -> None:
+        """A state no transition leads into is an error at the state."""
+        document = minimal_spec()
+        lifecycle = job_lifecycle(document)
+        lifecycle["states"]["Paused"] = {}
+        lifecycle["transitions"].append({"from": "Paused", "to": "Running"})
+        lifecycle["poll"]["observe"][0]["map"]["paused"] = "Paused"
+
+        found = _problems(document)
+
+        assert found == [
+            (
+                "/lifecycles/job/states/Paused",
+                (
+                    "state 'Paused' cannot be reached from the initial state 'Queued'; "
+                    "add a transition into it or remove it"
+                ),
+            )
+        ]
+
+    def test_states_reached_only_through_others_are_reachable(self) -> None:
+        """A state reached over several moves (Queued → Running → Done) is fine."""
+        document = minimal_spec()
+
+        spec = load_document(document)
+
+        assert check_spec(spec, "f") == []
+
+    def test_island_cycle_is_reported_for_each_state(self) -> None:
+        """Two states that lead only to each other and out, but that nothing enters."""
+        document = minimal_spec()
+        lifecycle = job_lifecycle(document)
+        lifecycle["states"].update({"A": {}, "B": {}})
+        lifecycle["transitions"] += [
+            {"from": "A", "to": ["B", "Done"]},
+            {"from": "B", "to": "A"},
+        ]
+        lifecycle["poll"]["observe"][0]["map"].update({"a": "A", "b": "B"})
+
+        pointers = [pointer for pointer, _ in _problems(document)]
+
+        assert pointers == ["/lifecycles/job/states/A", "/lifecycles/job/states/B"]
+
+    def test_unreachable_is_not_guessed_with_two_initial_states(self) -> None:
+        """With two initial states only that mistake is reported, not a reachability guess."""
+        document = minimal_spec()
+        job_lifecycle(document)["states"]["Failed"]["initial"] = True
+        job_lifecycle(document)["transitions"] = [{"from": "Queued", "to": "Done"}]
+        job_lifecycle(document)["states"]["Running"] = {"outcome": "failure"}
+
+        messages = [message for _, message in _problems(document)]
+
+        assert not any("cannot be reached" in m for m in messages)
+        assert any(m.startswith("more than one initial state") for m in messages)
+
+
+class TestProducedWarning:
+    """A non-initial state that no response or cancel produces is a warning."""
+
+    def test_intermediate_state_only_inferred_is_a_warning(self) -> None:
+        """A state no observe rule names loads, with a warning at the state."""
+        document = minimal_spec()
+        del job_lifecycle(document)["poll"]["observe"][0]["map"]["running"]
+
+        spec = load_document(document)
+
+        assert [str(w) for w in spec.warnings] == [
+            (
+                "<document>: /lifecycles/job/states/Running: warning: no observe rule "
+                "and no cancel leads to state 'Running', so a job only passes through "
+                "it when a later state is observed"
+            )
+        ]
+        assert spec.warnings[0].severity == "warning"
+
+    def test_terminal_state_never_produced_is_a_warning(self) -> None:
+        """A terminal state no rule names is a warning that no job can end there."""
+        document = minimal_spec()
+        del job_lifecycle(document)["poll"]["observe"][0]["map"]["failed"]
+
+        spec = load_document(document)
+
+        assert [(w.pointer, w.message) for w in spec.warnings] == [
+            (
+                "/lifecycles/job/states/Failed",
+                (
+                    "no observe rule and no cancel leads to state 'Failed', so no job "
+                    "can ever end in it"
+                ),
+            )
+        ]
+
+    def test_a_fixed_rule_state_and_a_cancel_count_as_producing(self) -> None:
+        """A rule's fixed 'state' and a cancel's 'leads_to' both produce states."""
+        document = _with_cancel(
+            minimal_spec(),
+            **{"from": ["Running"], "leads_to": ["Cancelling", "Cancelled"]},
+        )
+        lifecycle = job_lifecycle(document)
+        lifecycle["transitions"] += [
+            {"from": "Running", "to": "Cancelling"},
+            {"from": "Cancelling", "to": "Cancelled"},
+        ]
+        del lifecycle["poll"]["observe"][0]["map"]["failed"]
+        lifecycle["poll"]["observe"].insert(
+            0, {"when": {"status": 410}, "state": "Failed"}
+        )
+
+        spec = load_document(document)
+
+        assert spec.warnings == ()
+
+    def test_warnings_ride_along_with_errors(self) -> None:
+        """When a spec has errors, its warnings are in the SpecError too, after errors."""
+        document = minimal_spec()
+        del job_lifecycle(document)["poll"]["observe"][0]["map"]["running"]
+        job_lifecycle(document)["schedule"] = {"initial_delay": 9, "deadline": 1}
+
+        with pytest.raises(SpecError) as info:
+            load_document(document)
+
+        assert [(p.pointer, p.severity) for p in info.value.problems] == [
+            ("/lifecycles/job/schedule/deadline", "error"),
+            ("/lifecycles/job/states/Running", "warning"),
+        ]
+
+
 class TestScheduleSound:
     """Caps and deadlines are consistent with intervals and delays."""
 
@@ -325,16 +460,108 @@ class TestRequestsResolvable:
 
         assert spec.lifecycle("job").item_only is True
 
-    def test_malformed_template_is_reported(self) -> None:
-        """A path template that str.format cannot parse is a problem at that path."""
+    @pytest.mark.parametrize(
+        "template",
+        ["/jobs/{job_id", "/jobs/{}", "/jobs/{job_id!s:{job_id}}", "/{a,b}", "/{x:3}"],
+    )
+    def test_malformed_path_template_is_reported_at_the_path(
+        self, template: str
+    ) -> None:
+        """A path outside RFC 6570's {name}/{+name} subset is a problem at that path."""
         document = minimal_spec()
-        job_lifecycle(document)["poll"]["request"]["path"] = "/jobs/{job_id"
+        job_lifecycle(document)["poll"]["request"]["path"] = template
 
         found = _problems(document)
 
         assert [pointer for pointer, _ in found] == [
             "/lifecycles/job/poll/request/path"
         ]
+        assert found[0][1].startswith(f"malformed template {template!r}: ")
+
+    def test_malformed_query_template_is_reported_at_its_value(self) -> None:
+        """A query value is a template too: '{?x}' is reported at that query key."""
+        document = minimal_spec()
+        job_lifecycle(document)["poll"]["request"]["query"] = {"q": "{?job_id}"}
+
+        found = _problems(document)
+
+        assert found == [
+            (
+                "/lifecycles/job/poll/request/query/q",
+                (
+                    "malformed template '{?job_id}': operator '?' in '{?job_id}' is not "
+                    "supported; a spec's templates use {name} and {+name} only"
+                ),
+            )
+        ]
+
+    def test_reserved_expansion_in_a_query_value_is_refused(self) -> None:
+        """{+x} in a query value is a problem that names the simple form to use."""
+        document = minimal_spec()
+        job_lifecycle(document)["poll"]["request"]["query"] = {"id": "{+job_id}"}
+
+        found = _problems(document)
+
+        assert found == [
+            (
+                "/lifecycles/job/poll/request/query/id",
+                (
+                    "reserved expansion {+job_id} is not allowed in a query value (the "
+                    "engine encodes query values whole); write {job_id}"
+                ),
+            )
+        ]
+
+    def test_reserved_expansion_in_a_path_is_allowed(self) -> None:
+        """{+x} in a path loads; its variable must still be known."""
+        document = minimal_spec()
+        job_lifecycle(document)["poll"]["request"]["path"] = "/files/{+job_id}"
+
+        spec = load_document(document)
+
+        assert spec.lifecycle("job").poll.request.path == "/files/{+job_id}"
+
+    def test_unknown_reserved_variable_gets_a_hint(self) -> None:
+        """An unknown {+field} gets the same did-you-mean as {field}."""
+        document = minimal_spec()
+        job_lifecycle(document)["poll"]["request"]["path"] = "/files/{+jobid}"
+
+        found = _problems(document)
+
+        assert found == [
+            (
+                "/lifecycles/job/poll/request/path",
+                "unknown template field {jobid}; did you mean 'job_id'? Declared: item_id, job_id",
+            )
+        ]
+
+    def test_path_must_start_with_a_slash_in_a_model_built_in_python(self) -> None:
+        """check_spec reports a path that does not start with '/' (the schema does for files)."""
+        spec = load_document(minimal_spec())
+        job = spec.lifecycle("job")
+        request = attrs.evolve(job.poll.request, path="jobs/{job_id}")
+        job = attrs.evolve(job, poll=attrs.evolve(job.poll, request=request))
+
+        problems = check_spec(attrs.evolve(spec, lifecycles=(job,)), "built.json")
+
+        assert [(p.pointer, p.message) for p in problems] == [
+            (
+                "/lifecycles/job/poll/request/path",
+                "a path must start with '/' (it follows the base URL): 'jobs/{job_id}'",
+            )
+        ]
+
+    def test_no_statemachines_module_uses_string_formatter(self) -> None:
+        """Templates are parsed by statemachines.template, never by string.Formatter."""
+        package = Path(statemachines.__file__).parent
+
+        users = [
+            path.name
+            for path in sorted(package.glob("*.py"))
+            if "Formatter" in path.read_text(encoding="utf-8")
+        ]
+
+        assert users == []
 
     @pytest.mark.parametrize("where", ["submit", "poll"])
     def test_invalid_pattern_in_a_model_built_in_python(self, where: str) -> None:
@@ -394,6 +621,7 @@ class TestCancelPathLegal:
         job_lifecycle(document)["transitions"] += [
             {"from": "Running", "to": "Cancelling"},
             {"from": "Cancelling", "to": "Failed"},
+            {"from": "Queued", "to": "Cancelled"},
         ]
 
         found = _problems(document)

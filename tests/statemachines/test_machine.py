@@ -6,7 +6,6 @@ import attrs
 import pytest
 
 from statemachines import (
-    IllegalTransitionError,
     Lifecycle,
     Outcome,
     State,
@@ -15,9 +14,10 @@ from statemachines import (
     load_builtin,
     load_document,
     load_spec,
-    trigger_name,
 )
+from statemachines.errors import IllegalTransitionError
 from statemachines.load import builtin_path
+from statemachines.machine import trigger_name
 from tests.statemachines.helpers import job_lifecycle, minimal_spec
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import types
 
 import pytest
 
 import statemachines
 from statemachines import (
-    IllegalTransitionError,
     Problem,
     SpecError,
     StatepollError,
@@ -16,6 +16,57 @@ from statemachines import (
     builtin_names,
     load_spec,
 )
+from statemachines.errors import IllegalTransitionError
+
+#: What users need: loading, the model classes they reach as attributes, the
+#: machine, pointers, templates and the errors (issue 10).
+PUBLIC = [
+    "Auth",
+    "Backoff",
+    "Cancel",
+    "Condition",
+    "Errors",
+    "Filter",
+    "Input",
+    "Items",
+    "Jitter",
+    "Lifecycle",
+    "LifecycleMachine",
+    "Locator",
+    "MISSING",
+    "ObserveRule",
+    "Outcome",
+    "Paging",
+    "Policy",
+    "Poll",
+    "Problem",
+    "Request",
+    "Result",
+    "RetryAfter",
+    "RetryBackoff",
+    "Schedule",
+    "Service",
+    "Spec",
+    "SpecError",
+    "State",
+    "StateSchedule",
+    "StatepollError",
+    "Submit",
+    "Template",
+    "TemplateError",
+    "Transition",
+    "UnknownSpecError",
+    "build_machine",
+    "builtin_names",
+    "builtin_path",
+    "load_builtin",
+    "load_document",
+    "load_spec",
+    "mermaid",
+    "resolve_pointer",
+    "specs_dir",
+    "split_pointer",
+]
 
 
 class TestAll:
@@ -32,6 +83,30 @@ class TestAll:
         names = statemachines.__all__
 
         assert names == sorted(public)
+
+    def test_all_is_exactly_the_public_list(self) -> None:
+        """__all__ is the trimmed list: helpers such as content_hash are not in it."""
+        names = statemachines.__all__
+
+        assert names == PUBLIC
+
+    @pytest.mark.parametrize(
+        ("module", "name"),
+        [
+            ("statemachines.load", "content_hash"),
+            ("statemachines.pointer", "join_pointer"),
+            ("statemachines.machine", "trigger_name"),
+            ("statemachines.errors", "IllegalTransitionError"),
+        ],
+    )
+    def test_dropped_names_stay_importable_from_their_modules(
+        self, module: str, name: str
+    ) -> None:
+        """Names dropped from __all__ are still where they were defined."""
+        found = getattr(importlib.import_module(module), name, None)
+
+        assert found is not None
+        assert not hasattr(statemachines, name)
 
     def test_names_the_engine_relies_on_are_exported(self) -> None:
         """DESIGN's names (load_spec, build_machine, the model classes) are public."""
@@ -74,6 +149,23 @@ class TestProblem:
         line = str(problem)
 
         assert line == "x.json: (root): invalid JSON at line 1 column 1: oops"
+
+    def test_warning_prints_warning_before_its_message(self) -> None:
+        """A warning prints as FILE: /pointer: warning: message."""
+        problem = Problem("x.json", "/a", "no rule leads here", severity="warning")
+
+        line = str(problem)
+
+        assert line == "x.json: /a: warning: no rule leads here"
+
+    def test_severity_defaults_to_error_and_refuses_other_words(self) -> None:
+        """A Problem is an error unless it says otherwise; only two severities exist."""
+        problem = Problem("f", "/p", "m")
+
+        with pytest.raises(ValueError, match="severity"):
+            Problem("f", "/p", "m", severity="info")  # type: ignore[arg-type] # the point
+
+        assert problem.severity == "error"
 
     def test_problems_are_values(self) -> None:
         """Two problems with the same fields are equal and hash alike (frozen)."""

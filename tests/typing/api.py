@@ -42,6 +42,8 @@ from statemachines import (
     Spec,
     SpecError,
     StatepollError,
+    Template,
+    TemplateError,
     UnknownSpecError,
 )
 
@@ -56,8 +58,9 @@ def spec_language(path: os.PathLike[str]) -> None:
     assert_type(statemachines.builtin_names(), tuple[str, ...])
     assert_type(statemachines.builtin_path("mindee"), Path)
     assert_type(statemachines.specs_dir(), Path)
-    assert_type(statemachines.content_hash({"a": 1}), str)
     assert_type(spec.content_hash, str)
+    assert_type(spec.document, Mapping[str, Any])
+    assert_type(spec.warnings, tuple[Problem, ...])
     assert_type(spec.lifecycle_names, tuple[str, ...])
     lifecycle = spec.lifecycle("inference")
     assert_type(lifecycle.initial, str)
@@ -68,8 +71,12 @@ def spec_language(path: os.PathLike[str]) -> None:
     assert_type(machine.path("Processing", "Processed"), tuple[str, ...] | None)
     assert_type(statemachines.mermaid(lifecycle), str)
     assert_type(statemachines.split_pointer("/a/b"), tuple[str, ...])
-    assert_type(statemachines.join_pointer(["a", 0]), str)
     assert_type(statemachines.resolve_pointer({"a": 1}, "/a"), Any)
+    template = Template.parse("/jobs/{job_id}")
+    assert_type(template, Template)
+    assert_type(template.variables, tuple[str, ...])
+    assert_type(template.expand({"job_id": "1"}), str)
+    assert_type(template.expand({"job_id": "1"}, encode=False), str)
 
 
 def spec_errors() -> None:
@@ -82,9 +89,17 @@ def spec_errors() -> None:
         assert_type(first.file, str)
         assert_type(first.pointer, str)
         assert_type(first.message, str)
+        assert_type(first.severity, Literal["error", "warning"])
     except UnknownSpecError as exc:
         family: StatepollError = exc  # every error of ours is a StatepollError
         assert_type(str(family), str)
+    try:
+        Template.parse("{}")
+    except TemplateError as exc:
+        assert_type(exc.template, str)
+        assert_type(exc.variable, str | None)
+        as_value_error: ValueError = exc
+        assert_type(str(as_value_error), str)
 
 
 async def async_engine(client: httpx.AsyncClient, clock: Clock) -> None:
