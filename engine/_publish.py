@@ -22,7 +22,7 @@ from engine import _events as ev
 from engine._core.binding import Binding
 from engine._core.state import JobResult, JobState, Record
 from engine._hooks import HookRegistry
-from engine.audit import AuditEntry, AuditSink, AuditWriteError
+from engine.audit import AuditEntry, AuditSink, AuditWriteError, spec_entry
 from engine.stores import JobStore
 
 __all__ = ["Publisher"]
@@ -49,6 +49,8 @@ class Publisher:
         self.hooks = hooks
         #: Audit writes that failed (each also logged): the log has a hole.
         self.audit_failures = 0
+        #: Specs whose document this publisher wrote into the audit log.
+        self._specs_written: set[str] = set()
 
     async def publish(
         self,
@@ -96,6 +98,12 @@ class Publisher:
 
     def _append(self, b: Binding, job: JobState, record: Record) -> None:
         assert self.audit is not None  # noqa: S101 - callers checked
+        spec = b.spec
+        if spec.content_hash not in self._specs_written:
+            # The spec itself, once per session: verify can then check every
+            # move even after the spec file moved, changed or went away.
+            self._specs_written.add(spec.content_hash)
+            self._write(b, job, spec_entry(spec, spec.document))
         entry = AuditEntry(
             kind=record.kind,
             service=b.spec.name,
@@ -112,6 +120,10 @@ class Publisher:
             observed=record.observed,
             detail=dict(record.detail or {}),
         )
+        self._write(b, job, entry)
+
+    def _write(self, b: Binding, job: JobState, entry: AuditEntry) -> None:
+        assert self.audit is not None  # noqa: S101 - callers checked
         try:
             self.audit.append(b.redactor.entry(entry))
         except (AuditWriteError, OSError):
@@ -120,7 +132,7 @@ class Publisher:
             self.audit_failures += 1
             logger.exception(
                 "audit sink failed to write a %s record for %s/%s job %s",
-                record.kind,
+                entry.kind,
                 b.spec.name,
                 b.lifecycle.name,
                 job.job_id,

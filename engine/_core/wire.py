@@ -24,6 +24,8 @@ from statemachines import (
     Locator,
     Paging,
     Request,
+    Template,
+    TemplateError,
     resolve_pointer,
 )
 
@@ -34,7 +36,7 @@ __all__ = [
     "encode_body",
     "encode_path_value",
     "error_fields",
-    "expand_path",
+    "expand",
     "locate",
     "merge_query",
     "next_page",
@@ -46,7 +48,6 @@ __all__ = [
 
 Verdict = Literal["observe", "transient", "fatal"]
 
-_FIELD = re.compile(r"\{(\+?)([A-Za-z0-9_]+)\}")
 #: Service-provided text is cut to this many characters in messages.
 _TEXT_CAP = 300
 
@@ -54,14 +55,14 @@ _TEXT_CAP = 300
 def template_fields(request: Request) -> set[str]:
     """Return the names every template of ``request`` (path and query) uses."""
     texts = [request.path or "", *(value for _, value in request.query)]
-    return {match.group(2) for text in texts for match in _FIELD.finditer(text)}
+    return {name for text in texts for name in Template.parse(text).variables}
 
 
 def encode_path_value(value: object) -> str:
     """Percent-encode one path parameter so it cannot change the path.
 
     ``/`` is encoded, and so are dot segments: a job id ``..`` or ``../admin``
-    must stay one literal segment.
+    must stay one literal segment (the rule of ``{name}`` in a template).
     """
     text = quote(str(value), safe="")
     if text in {".", ".."}:
@@ -69,30 +70,32 @@ def encode_path_value(value: object) -> str:
     return text
 
 
-def expand_path(template: str, values: Mapping[str, Any]) -> str:
-    """Expand ``{name}`` fields of a path template, each value one encoded segment.
+def expand(template: str, values: Mapping[str, Any], *, encode: bool = True) -> str:
+    """Fill ``template`` (RFC 6570 ``{name}`` / ``{+name}``) from ``values``.
+
+    Path values are encoded by the template's rules (``encode=True``); query
+    values are substituted raw, the query being encoded as a whole.
 
     Raises:
-        KeyError: naming the first field without a value.
+        InputError: a field has no value, or a value the template refuses
+            (a reserved expansion that would leave its path).
     """
+    parsed = Template.parse(template)
+    try:
+        return parsed.expand(
+            {name: _text(values[name]) for name in parsed.variables if name in values},
+            encode=encode,
+        )
+    except TemplateError as exc:
+        if exc.variable is not None and exc.variable not in values:
+            msg = f"input {exc.variable!r} is needed by {template}"
+        else:
+            msg = str(exc)
+        raise InputError(msg) from None
 
-    def one(match: re.Match[str]) -> str:
-        name = match.group(2)
-        if name not in values:
-            raise KeyError(name)
-        return encode_path_value(values[name])
 
-    return _FIELD.sub(one, template)
-
-
-def _expand_raw(template: str, values: Mapping[str, Any]) -> str:
-    def one(match: re.Match[str]) -> str:
-        name = match.group(2)
-        if name not in values:
-            raise KeyError(name)
-        return str(values[name])
-
-    return _FIELD.sub(one, template)
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
 def merge_query(url: str, params: Mapping[str, str | list[str]]) -> str:
@@ -133,12 +136,12 @@ def query_params(
     """Return a request's query: its templates filled from ``inputs``, plus query inputs.
 
     Raises:
-        KeyError: naming a template field without a value.
+        InputError: naming a template field without a value.
     """
     params: dict[str, str | list[str]] = {}
     raw = {k: v for k, v in inputs.items() if isinstance(v, (str, int, float))}
     for name, template in request.query:
-        params[name] = _expand_raw(template, raw)
+        params[name] = expand(template, raw, encode=False)
     for spec_input in query_inputs:
         if spec_input.name in inputs:
             params[spec_input.wire_name] = str(inputs[spec_input.name])
@@ -175,16 +178,8 @@ def build_url(
         if request.path is None:
             msg = "no link for this request and no path to fall back on"
             raise RemoteError(msg, kind="protocol", retryable=False)
-        try:
-            url = base_url + expand_path(request.path, {**inputs, "job_id": job_id})
-        except KeyError as exc:
-            msg = f"input {exc.args[0]!r} is needed by path {request.path}"
-            raise InputError(msg) from None
-    try:
-        params = query_params(request, inputs, query_inputs)
-    except KeyError as exc:
-        msg = f"input {exc.args[0]!r} is needed by the query of {request.path or url}"
-        raise InputError(msg) from None
+        url = base_url + expand(request.path, {**inputs, "job_id": job_id})
+    params = query_params(request, inputs, query_inputs)
     if extra:
         params.update(extra)
     return merge_query(url, params)
