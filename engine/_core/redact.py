@@ -95,5 +95,9 @@ def _blank(node: Any, tokens: tuple[str, ...]) -> None:
             node = node[int(token)]
         else:
             return
-    if isinstance(node, dict) and last in node and node[last] is not None:
+    if isinstance(node, list):
+        # An array element ("/cards/0") is as sensitive as an object member.
+        if last.isdigit() and int(last) < len(node) and node[int(last)] is not None:
+            node[int(last)] = REDACTED
+    elif isinstance(node, dict) and last in node and node[last] is not None:
         node[last] = REDACTED
