@@ -16,6 +16,8 @@ from statemachines import Spec, split_pointer
 __all__ = ["REDACTED", "Redactor"]
 
 REDACTED: Final = "[REDACTED]"
+#: Containers nested deeper than this are blanked whole (two frames a level, twice).
+_MAX_DEPTH: Final = 100
 
 
 class Redactor:
@@ -78,11 +80,15 @@ class Redactor:
         return value
 
 
-def _copy(value: Any) -> Any:
+def _copy(value: Any, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH and isinstance(value, (Mapping, list, tuple)):
+        # A hostile body nested deeper than this would end the walk (here or
+        # in _strings) with a RecursionError: what is below is blanked unread.
+        return REDACTED
     if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: _copy(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_copy(v) for v in value]
+        return [_copy(v, depth + 1) for v in value]
     return value
 
 
