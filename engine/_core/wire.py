@@ -49,6 +49,8 @@ Verdict = Literal["observe", "transient", "fatal"]
 _FIELD = re.compile(r"\{(\+?)([A-Za-z0-9_]+)\}")
 #: Service-provided text is cut to this many characters in messages.
 _TEXT_CAP = 300
+#: Service-provided text is redacted on its first cap + this many characters.
+_REDACT_MARGIN = 1024
 
 
 def template_fields(request: Request) -> set[str]:
@@ -362,9 +364,9 @@ def status_error(
         code = _first(body, errors.code_pointers)
         message = _first(body, errors.message_pointers)
     if code is not None:
-        code = redact(_cut(code, 100))
+        code = _shown(code, 100, redact)
     if message is not None:
-        message = redact(_cut(message, _TEXT_CAP))
+        message = _shown(message, _TEXT_CAP, redact)
     detail = f" {code}" if code else ""
     text = f": {message}" if message else ""
     how = "retryable" if retryable else "fatal"
@@ -385,6 +387,14 @@ def _first(body: Any, pointers: tuple[str, ...]) -> str | None:
         if found is not MISSING and found is not None:
             return str(found) if not isinstance(found, str) else found
     return None
+
+
+def _shown(text: str, cap: int, redact: Any) -> str:
+    # Redacted before the cut, or a secret straddling it would be left half
+    # visible; on a window, not the whole text, so that a hostile megabyte of
+    # "sig=…&" pairs is not scanned in full. Only a secret longer than the
+    # margin could still straddle the window's end.
+    return _cut(redact(text[: cap + _REDACT_MARGIN]), cap)
 
 
 def _cut(text: str, cap: int) -> str:
