@@ -172,7 +172,7 @@ def build_url(
     """
     if link is None and request.url:
         link = locate(request.url, reply, links)
-    url = urljoin(base_url + "/", link) if link else None
+    url = _join(base_url, link) if link else None
     if url is None:
         if request.path is None:
             msg = "no link for this request and no path to fall back on"
@@ -190,6 +190,20 @@ def build_url(
     if extra:
         params.update(extra)
     return merge_query(url, params)
+
+
+def _join(base_url: str, link: str) -> str:
+    """Return ``link`` (located in a response) resolved against ``base_url``.
+
+    Raises:
+        RemoteError: (protocol, not retryable) the link is not a URL.
+    """
+    try:
+        return urljoin(base_url + "/", link)
+    except ValueError as exc:  # an unclosed IPv6 bracket: the server's doing
+        # The link itself stays out of the message: it may carry a token.
+        msg = f"a link located in a response from {where(base_url)} is not a URL"
+        raise RemoteError(msg, kind="protocol", retryable=False) from exc
 
 
 def locate(
@@ -313,7 +327,7 @@ def next_page(
             link = resolve_pointer(body, pointer)
             if isinstance(link, str) and link:
                 # The link carries its own query (skip, top, filters).
-                return urljoin(base_url + "/", link)
+                return _join(base_url, link)
         return None
     if paging.kind == "skip":
         full = paging.page_size is None or count >= paging.page_size
