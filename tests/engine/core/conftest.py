@@ -204,8 +204,11 @@ def _load(text: str) -> Spec:
 
 
 def load(document: Mapping[str, Any]) -> Spec:
-    """Return ``document`` loaded and checked (cached by content: specs are immutable)."""
-    return _load(json.dumps(document, sort_keys=True))
+    """Return ``document`` loaded and checked (cached by content: specs are immutable).
+
+    Keys keep their order: it is the file order of states and inputs.
+    """
+    return _load(json.dumps(document))
 
 
 def binding(
