@@ -224,7 +224,13 @@ def locate(
         elif locator.header is not None:
             value = reply.headers.get(locator.header.lower())
         else:
-            value = resolve_pointer(reply.json(), locator.pointer or "")
+            try:
+                body = reply.json()
+            except RemoteError:
+                # An answer read as "no body" (an accepted cancel's text, say)
+                # holds no value; whether it may be unreadable is not for here.
+                continue
+            value = resolve_pointer(body, locator.pointer or "")
         if value is MISSING or value is None or value == "":
             continue
         text = str(value)
