@@ -1030,6 +1030,28 @@ def test_a_cancel_leading_to_a_terminal_state_completes_at_once() -> None:
     assert _kinds(done) == ["cancel_requested", "transition", "completed"]
 
 
+def test_an_unreadable_cancel_answer_leading_to_a_result_fetches_it_at_its_path() -> (
+    None
+):
+    """A cancel answered in plain text that ends the job looks for the result link in no body."""
+
+    def partial(lc: dict[str, Any]) -> None:
+        lc["cancel"].update(observe=False, leads_to=["Cancelled"])
+        lc["transitions"].append({"from": ["Queued", "Running"], "to": "Cancelled"})
+        lc["result"]["on"] = ["success", "cancelled"]
+
+    b = _bound(partial)
+
+    done = _on(b, _cancelling(b), _cancel_reply(202, b"Accepted"))
+
+    assert (done.job.state, done.job.phase, done.job.end) == (
+        "Cancelled",
+        Phase.RESULT,
+        None,
+    )
+    assert done.job.result_link == f"{BASE}/regions/eu/jobs/j1/result"
+
+
 def test_a_cancel_of_a_job_already_where_it_leads_only_polls() -> None:
     """A job already in leads_to[0] is not moved again; the next poll is scheduled."""
     b = _bound(lambda lc: lc["cancel"].update(observe=False))

@@ -697,3 +697,11 @@ def test_error_fields_keep_the_classification_as_json() -> None:
         "remote_message": "gone",
         "retryable": False,
     }
+
+
+def test_locate_finds_nothing_in_a_body_that_is_not_json() -> None:
+    """A pointer locator on an unreadable body finds no value; the next locator is tried."""
+    locators = (Locator(pointer="/link"), Locator(header="location"))
+    got = reply(202, b"Accepted", {"Location": "/op/1"})
+
+    assert wire.locate(locators, got, None) == "/op/1"
