@@ -317,6 +317,22 @@ def test_an_unknown_value_under_fail_ends_the_job() -> None:
     assert _error(done)["kind"] == "unknown_state"
 
 
+def test_an_unknown_value_echoing_a_secret_is_redacted_in_the_error() -> None:
+    """The unknown value is the service's text: a secret in it never reaches the message."""
+    b = binding(_with_policy(unknown_state="fail"), secrets={"k3y-123"})
+
+    done = _on(b, job(b), reply(200, {"status": "bad k3y-123"}))
+
+    assert _error(done)["kind"] == "unknown_state"
+    assert "k3y-123" not in _error(done)["message"]
+
+
+def _with_policy(**policy: str) -> dict[str, Any]:
+    document = toy_document()
+    lifecycle_of(document)["policy"] = policy
+    return document
+
+
 def test_a_skip_rule_lets_the_next_rule_decide() -> None:
     """on_unknown=skip: a value the first rule does not map is read by the next rule."""
 
@@ -845,6 +861,18 @@ def test_an_items_unknown_value_under_fail_ends_the_job() -> None:
     done = _on(b, _listing(b), _page([{"id": "d1", "status": "??"}]))
 
     assert _error(done)["kind"] == "unknown_state"
+
+
+def test_an_items_unknown_value_echoing_a_secret_is_redacted_in_the_error() -> None:
+    """An item's unknown value is redacted in the job's error as well."""
+    document = batch_document()
+    lifecycle_of(document, "doc")["policy"] = {"unknown_state": "fail"}
+    b = binding(document, "batch", secrets={"k3y-123"})
+
+    done = _on(b, _listing(b), _page([{"id": "d1", "status": "k3y-123"}]))
+
+    assert _error(done)["kind"] == "unknown_state"
+    assert "k3y-123" not in _error(done)["message"]
 
 
 def test_items_listed_at_the_end_only_wait_for_a_terminal_state() -> None:
