@@ -262,6 +262,13 @@ def test_a_states_max_attempts_replaces_the_global_one_there() -> None:
     )
 
 
+def test_a_state_override_without_max_attempts_keeps_the_global_count() -> None:
+    """A state that only changes its interval still counts toward the global max_attempts."""
+    lifecycle = _lifecycle(max_attempts=3, per_state={"Running": {"interval": 7}})
+
+    assert _next(lifecycle, polls=3).give_up == "3 polls (max_attempts)"
+
+
 def test_a_deadline_passed_gives_up() -> None:
     """At or after the deadline there is no next poll."""
     assert _next(_lifecycle(), deadline=NOW) == timing.Plan(None, "deadline reached")
