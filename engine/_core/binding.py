@@ -95,7 +95,9 @@ class Binding:
         )
         self.kept_defaults = {k: v for k, v in self.defaults.items() if k in self.kept}
         source = self.spec.source
-        if source and not source.startswith("builtin:"):
+        if source and not source.startswith(("builtin:", "<")):
+            # A file: absolute, so that a restart from another directory finds
+            # it ("<document>" and other labels of unsaved specs stay as they are).
             source = os.path.abspath(source)  # noqa: PTH100 - a string in, a string out
         self.spec_source = source
 

@@ -231,21 +231,30 @@ class Redactor:
         """
         if () in self._pointers:
             return REDACTED  # the empty pointer names the whole value
+        return self._members(value)
+
+    def _members(self, value: Any) -> Any:
+        """Redact like :meth:`redact`, but never blank ``value`` as a whole."""
         forms = self._current_forms()
-        blank = pointer_targets(value, self._pointers) if self._pointers else ()
+        pointers = tuple(p for p in self._pointers if p)
+        blank = pointer_targets(value, pointers) if pointers else ()
         return map_strings(value, lambda text: self._text(text, forms), blank=blank)
 
     def entry(self, entry: AuditEntry) -> AuditEntry:
         """Return ``entry`` with every field redacted, ready for a sink.
 
-        ``observed`` and ``detail`` go through :meth:`redact`, the names and
-        states through :meth:`text`. A ``spec`` record's document is the
-        spec itself, not a response, so the redact pointers do not apply to it.
+        ``observed`` and ``detail`` go through :meth:`redact` (a detail is
+        never blanked whole), the names and states through :meth:`text`. A
+        ``spec`` record's document is the spec itself, not a response, so the
+        redact pointers do not apply to it.
         """
+        # A detail keeps its shape (a mapping), whatever the pointers say: the
+        # empty pointer blanks a whole observed body, not a record's detail.
+        # A spec record's document is the spec, not a response: secrets only.
         detail = (
             map_strings(entry.detail, self.text)
             if entry.kind == "spec"
-            else self.redact(dict(entry.detail))
+            else self._members(dict(entry.detail))
         )
         return attrs.evolve(
             entry,

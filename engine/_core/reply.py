@@ -34,7 +34,7 @@ def parse_json(body: bytes, *, url: str, status: int, content_type: str) -> Any:
         return None
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: a nesting bomb
         msg = f"malformed JSON from {where(url)} (HTTP {status}, {content_type})"
         raise RemoteError(msg, kind="protocol", status=status) from exc
 

@@ -254,7 +254,8 @@ class JobState:
                 response=data.get("response"),
                 result=data.get("result"),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
+            # ValueError: a phase or an end the core does not know.
             msg = f"not a job snapshot: {exc!r}"
             raise ValueError(msg) from exc
 

@@ -567,7 +567,10 @@ class _Stepper:
         if moved.failure is not None:
             self.job.items = states
             kind, message = moved.failure
-            msg = f"item {item_id}: {message} observed at {where(reply.url)}"
+            # The id and the value are the service's text: redacted like its messages.
+            msg = item.redactor.text(
+                f"item {item_id}: {message} observed at {where(reply.url)}"
+            )
             self.fail(
                 RemoteError(msg, kind=kind, status=reply.status, retryable=False),
                 reply,
@@ -681,7 +684,8 @@ class _Stepper:
         self.records.extend(moved.records)
         if moved.failure is not None:
             kind, message = moved.failure
-            msg = f"{message} observed at {where(reply.url)}"
+            # An unknown value is the service's text: redacted like its messages.
+            msg = b.redactor.text(f"{message} observed at {where(reply.url)}")
             self.fail(
                 RemoteError(msg, kind=kind, status=reply.status, retryable=False),
                 reply,

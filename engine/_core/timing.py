@@ -21,7 +21,6 @@ HTTP-date hint compares with ``now`` directly.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
 from collections.abc import Mapping
@@ -67,6 +66,10 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
 
 
 def _seconds_until(date: str, now: float) -> float | None:
+    # Imported when a date is met: email.utils imports socket, which the core
+    # must not load (and most servers send seconds).
+    import email.utils  # noqa: PLC0415
+
     try:
         when = email.utils.parsedate_to_datetime(date)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -50,6 +50,8 @@ Verdict = Literal["observe", "transient", "fatal"]
 
 #: Service-provided text is cut to this many characters in messages.
 _TEXT_CAP = 300
+#: Service-provided text is redacted on its first cap + this many characters.
+_REDACT_MARGIN = 1024
 
 
 def template_fields(request: Request) -> set[str]:
@@ -70,11 +72,14 @@ def encode_path_value(value: object) -> str:
     return text
 
 
-def expand(template: str, values: Mapping[str, Any], *, encode: bool = True) -> str:
+def expand(
+    template: str, values: Mapping[str, Any], *, encode: bool = True, what: str = ""
+) -> str:
     """Fill ``template`` (RFC 6570 ``{name}`` / ``{+name}``) from ``values``.
 
     Path values are encoded by the template's rules (``encode=True``); query
-    values are substituted raw, the query being encoded as a whole.
+    values are substituted raw, the query being encoded as a whole. ``what``
+    names the template's place in messages (``path /x``).
 
     Raises:
         InputError: a field has no value, or a value the template refuses
@@ -88,7 +93,7 @@ def expand(template: str, values: Mapping[str, Any], *, encode: bool = True) -> 
         )
     except TemplateError as exc:
         if exc.variable is not None and exc.variable not in values:
-            msg = f"input {exc.variable!r} is needed by {template}"
+            msg = f"input {exc.variable!r} is needed by {what or template}"
         else:
             msg = str(exc)
         raise InputError(msg) from None
@@ -141,7 +146,9 @@ def query_params(
     params: dict[str, str | list[str]] = {}
     raw = {k: v for k, v in inputs.items() if isinstance(v, (str, int, float))}
     for name, template in request.query:
-        params[name] = expand(template, raw, encode=False)
+        params[name] = expand(
+            template, raw, encode=False, what=f"the query parameter {name} ({template})"
+        )
     for spec_input in query_inputs:
         if spec_input.name in inputs:
             params[spec_input.wire_name] = str(inputs[spec_input.name])
@@ -173,16 +180,31 @@ def build_url(
     """
     if link is None and request.url:
         link = locate(request.url, reply, links)
-    url = urljoin(base_url + "/", link) if link else None
+    url = _join(base_url, link) if link else None
     if url is None:
         if request.path is None:
             msg = "no link for this request and no path to fall back on"
             raise RemoteError(msg, kind="protocol", retryable=False)
-        url = base_url + expand(request.path, {**inputs, "job_id": job_id})
+        values = {**inputs, "job_id": job_id}
+        url = base_url + expand(request.path, values, what=f"path {request.path}")
     params = query_params(request, inputs, query_inputs)
     if extra:
         params.update(extra)
     return merge_query(url, params)
+
+
+def _join(base_url: str, link: str) -> str:
+    """Return ``link`` (located in a response) resolved against ``base_url``.
+
+    Raises:
+        RemoteError: (protocol, not retryable) the link is not a URL.
+    """
+    try:
+        return urljoin(base_url + "/", link)
+    except ValueError as exc:  # an unclosed IPv6 bracket: the server's doing
+        # The link itself stays out of the message: it may carry a token.
+        msg = f"a link located in a response from {where(base_url)} is not a URL"
+        raise RemoteError(msg, kind="protocol", retryable=False) from exc
 
 
 def locate(
@@ -203,7 +225,13 @@ def locate(
         elif locator.header is not None:
             value = reply.headers.get(locator.header.lower())
         else:
-            value = resolve_pointer(reply.json(), locator.pointer or "")
+            try:
+                body = reply.json()
+            except RemoteError:
+                # An answer read as "no body" (an accepted cancel's text, say)
+                # holds no value; whether it may be unreadable is not for here.
+                continue
+            value = resolve_pointer(body, locator.pointer or "")
         if value is MISSING or value is None or value == "":
             continue
         text = str(value)
@@ -306,7 +334,7 @@ def next_page(
             link = resolve_pointer(body, pointer)
             if isinstance(link, str) and link:
                 # The link carries its own query (skip, top, filters).
-                return urljoin(base_url + "/", link)
+                return _join(base_url, link)
         return None
     if paging.kind == "skip":
         full = paging.page_size is None or count >= paging.page_size
@@ -357,9 +385,9 @@ def status_error(
         code = _first(body, errors.code_pointers)
         message = _first(body, errors.message_pointers)
     if code is not None:
-        code = redact(_cut(code, 100))
+        code = _shown(code, 100, redact)
     if message is not None:
-        message = redact(_cut(message, _TEXT_CAP))
+        message = _shown(message, _TEXT_CAP, redact)
     detail = f" {code}" if code else ""
     text = f": {message}" if message else ""
     how = "retryable" if retryable else "fatal"
@@ -380,6 +408,14 @@ def _first(body: Any, pointers: tuple[str, ...]) -> str | None:
         if found is not MISSING and found is not None:
             return str(found) if not isinstance(found, str) else found
     return None
+
+
+def _shown(text: str, cap: int, redact: Any) -> str:
+    # Redacted before the cut, or a secret straddling it would be left half
+    # visible; on a window, not the whole text, so that a hostile megabyte of
+    # "sig=…&" pairs is not scanned in full. Only a secret longer than the
+    # margin could still straddle the window's end.
+    return _cut(redact(text[: cap + _REDACT_MARGIN]), cap)
 
 
 def _cut(text: str, cap: int) -> str:

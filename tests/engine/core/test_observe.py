@@ -127,3 +127,49 @@ def test_any_condition() -> None:
 
     assert holds(condition, 202, {}, None)
     assert not holds(condition, 200, {}, None)
+
+
+def test_a_value_condition_on_a_missing_member_does_not_hold() -> None:
+    """equals/in on a pointer the body does not have is false, not an error."""
+    condition = Condition(kind="equals", pointer="/v", values=(None,))
+
+    assert not holds(condition, 200, {}, {"other": 1})
+
+
+def test_a_fixed_state_rule_applies_when_its_condition_holds() -> None:
+    """A rule with a fixed state gives it, raw value the HTTP status."""
+    rules = (ObserveRule(when=Condition(kind="status", status=(410,)), state="Gone"),)
+
+    seen = observe(rules, 410, {}, None, default_policy="reject")
+
+    assert (seen.state, seen.raw, seen.unknown) == ("Gone", 410, None)
+
+
+def test_a_response_no_rule_applies_to_is_unknown_by_the_lifecycles_policy() -> None:
+    """Every rule's condition false (or skipped): unknown, raw None, default policy."""
+    rules = (
+        ObserveRule(when=Condition(kind="status", status=(410,)), state="Gone"),
+        ObserveRule(pointer="/a", mapping=(("x", "X"),), on_unknown="skip"),
+    )
+
+    seen = observe(rules, 200, {}, {"a": "?"}, default_policy="fail")
+
+    assert (seen.state, seen.raw, seen.unknown) == (None, None, "fail")
+
+
+def test_a_rules_own_unknown_policy_wins_over_the_lifecycles() -> None:
+    """on_unknown=fail on the rule applies even when the lifecycle rejects."""
+    rules = (ObserveRule(pointer="/a", mapping=(("x", "X"),), on_unknown="fail"),)
+
+    seen = observe(rules, 200, {}, {"a": "y"}, default_policy="reject")
+
+    assert (seen.state, seen.raw, seen.unknown) == (None, "y", "fail")
+
+
+def test_a_non_string_value_never_matches_a_map_key() -> None:
+    """The JSON number 1 is not the map key "1"."""
+    rules = (ObserveRule(pointer="/a", mapping=(("1", "One"),)),)
+
+    seen = observe(rules, 200, {}, {"a": 1}, default_policy="reject")
+
+    assert (seen.state, seen.raw) == (None, 1)
