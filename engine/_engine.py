@@ -388,6 +388,7 @@ class AsyncEngine:
             filters=item_filters,
             state=state,
             now=self._clock.now(),
+            rng=self._rng,
         )
         live = Live(b, step.job)
         self._run.register(live)

@@ -403,7 +403,14 @@ class Scheduler:
             # before it ran: then nothing more goes on the wire.
             if job.done:
                 return
-            got = await self.send(b, self.outgoing(live), job)
+            try:
+                out = self.outgoing(live)
+            except RemoteError as exc:
+                # The core could not build the request (a template this job
+                # cannot fill, a link to nowhere): a classified end, not a bug.
+                await self.commit(live, core.abort(b, job, exc, now=self.clock.now()))
+                return
+            got = await self.send(b, out, job)
             if live.job is not job:
                 return  # forgotten (or taken over) while the request was out
             step = core.on_reply(b, job, got, now=self.clock.now(), rng=self.rng)

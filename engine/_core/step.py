@@ -106,7 +106,13 @@ def _fresh(
     phase: Phase,
     client_ref: str | None = None,
 ) -> JobState:
-    deadline = b.lifecycle.schedule.deadline
+    schedule = b.lifecycle.schedule
+    deadline = schedule.deadline
+    override = schedule.for_state(state)
+    if override is not None and override.deadline is not None:
+        # Adopted in a state with its own deadline (a provisional state
+        # re-checked for hours): that deadline is why the job waits there.
+        deadline = override.deadline
     return JobState(
         key=key,
         service=b.spec.name,
@@ -182,8 +188,12 @@ def adopt(
     filters: Mapping[str, Any] | None,
     state: str | None,
     now: float,
+    rng: random.Random | None = None,
 ) -> Step:
-    """Start tracking an existing job by id (in ``state``, default the initial one)."""
+    """Start tracking an existing job by id (in ``state``, default the initial one).
+
+    With ``rng`` the first poll's delay is jittered (by the schedule's jitter).
+    """
     lifecycle = b.lifecycle
     if state is not None and state not in lifecycle.state_names:
         declared = ", ".join(lifecycle.state_names)
@@ -200,7 +210,7 @@ def adopt(
         phase=Phase.POLL,
     )
     job.due = timing.first_poll(
-        lifecycle, _NO_HEADERS, now=now, scale=b.scale, deadline=job.deadline
+        lifecycle, _NO_HEADERS, now=now, scale=b.scale, deadline=job.deadline, rng=rng
     )
     record = Record(kind="submitted", to_state=job.state, trigger="track")
     return Step(job=job, records=(record,))
@@ -466,6 +476,7 @@ class _Stepper:
                 now=self.now,
                 scale=b.scale,
                 deadline=job.deadline,
+                rng=self.rng,
             )
 
     def polled(self, got: Reply | RemoteError) -> None:

@@ -8,6 +8,7 @@ overrides, attempts and the deadline are combined here and nowhere else:
 - a retry after a transient failure waits the error policy's backoff for the
   number of consecutive failures;
 - the first poll after a submit or an adoption waits the initial delay;
+- the schedule's jitter applies to each of these waits;
 - in all three, a server hint the spec honours is a floor: the wait is the
   longer of the two, and the hint is clamped to the spec's ``retry_after``
   bounds first (a server asking for an hour gets the spec's maximum);
@@ -151,10 +152,17 @@ def first_poll(
     now: float,
     scale: float,
     deadline: float | None,
+    rng: random.Random | None = None,
 ) -> float:
-    """Return when the first poll is due after a submit (or an adoption: no headers)."""
+    """Return when the first poll is due after a submit (or an adoption: no headers).
+
+    With ``rng``, the initial delay is jittered too: jobs submitted together
+    should not poll in lockstep.
+    """
     schedule = lifecycle.schedule
     delay = schedule.initial_delay * scale
+    if rng is not None:
+        delay = jittered(delay, schedule, rng)
     hint = server_hint(headers, schedule, scale=scale, now=now)
     if hint is not None:
         delay = max(delay, hint)
@@ -203,15 +211,20 @@ def next_retry(
     *,
     now: float,
     scale: float,
+    rng: random.Random | None = None,
 ) -> Plan:
     """Return when a request that failed transiently is retried, or why to give up.
 
     The retry budget is the caller's to check (running out of it is an
     error, not a timeout); this gives up only when the deadline has passed.
+    With ``rng``, the backoff is jittered by the schedule's jitter: after an
+    outage, every job retrying at once is what jitter is for.
     """
     if deadline is not None and now >= deadline:
         return Plan(None, "deadline reached while retrying")
     delay = retry_delay(lifecycle.errors, failures) * scale
+    if rng is not None:
+        delay = jittered(delay, lifecycle.schedule, rng)
     hint = server_hint(headers, lifecycle.schedule, scale=scale, now=now)
     if hint is not None:
         delay = max(delay, hint)

@@ -430,3 +430,18 @@ def test_nothing_to_send_is_a_protocol_error(
         step.request_for(toy, job(toy, **changes))
 
     assert info.value.retryable is False
+
+
+def test_adopting_a_job_in_a_state_with_its_own_deadline_uses_that_deadline() -> None:
+    """track(state=…) in a provisional state re-checked for hours gets that state's deadline."""
+    document = toy_document()
+    schedule = lifecycle_of(document)["schedule"]
+    schedule["deadline"] = 60
+    schedule["per_state"] = {"Running": {"deadline": 3600}}
+    b = binding(document)
+
+    adopted = step.adopt(
+        b, key="k", job_id="j", inputs={}, filters=None, state="Running", now=NOW
+    )
+
+    assert adopted.job.deadline == NOW + 3600

@@ -374,3 +374,35 @@ def test_retry_past_the_deadline_gives_up() -> None:
     plan = timing.next_retry(_lifecycle(), 1, NOW - 1, {}, now=NOW, scale=1.0)
 
     assert plan == timing.Plan(None, "deadline reached while retrying")
+
+
+def test_retries_are_jittered_by_the_schedules_jitter() -> None:
+    """After an outage, retries spread out: the schedule's jitter applies to them too."""
+    lifecycle = _lifecycle(jitter={"kind": "full"})
+
+    dues = {
+        timing.next_retry(
+            lifecycle, 3, None, {}, now=NOW, scale=1.0, rng=random.Random(seed)
+        ).due
+        for seed in range(5)
+    }
+
+    assert len(dues) == 5
+    assert all(d is not None and NOW <= d <= NOW + 4 for d in dues)
+
+
+def test_the_first_poll_is_jittered_when_given_a_random_source() -> None:
+    """Jobs submitted together do not all poll first at the same instant."""
+    lifecycle = _lifecycle(
+        initial_delay=10, jitter={"kind": "proportional", "ratio": 0.5}
+    )
+
+    dues = {
+        timing.first_poll(
+            lifecycle, {}, now=NOW, scale=1.0, deadline=None, rng=random.Random(seed)
+        )
+        for seed in range(5)
+    }
+
+    assert len(dues) == 5
+    assert all(NOW + 5 <= d <= NOW + 15 for d in dues)
