@@ -6,7 +6,6 @@ import asyncio
 import copy
 import inspect
 import itertools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from engine import (
     WaitTimeout,
 )
 from statemachines import Spec, load_document
+from tests.engine.conftest import VirtualClock
 
 BASE = "https://api.example.test"
 KEY = "secret-key-123"
@@ -98,64 +98,103 @@ def _engine(handler: Handler, **options: Any) -> tuple[AsyncEngine, httpx.AsyncC
 
 
 @pytest.mark.anyio
-async def test_retry_after_is_honoured_with_measured_gaps() -> None:
-    """A Retry-After of 0.3 s spaces polls by at least that, though the interval is 0.01 s."""
+async def test_retry_after_spaces_polls_though_the_interval_is_shorter() -> None:
+    """A Retry-After of 30 s spaces polls by exactly that, not the 0.01 s interval."""
+    clock = VirtualClock()
     stamps: list[float] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
-        stamps.append(time.monotonic())
+        stamps.append(clock.now())
         status = "done" if len(stamps) >= 3 else "running"
         return httpx.Response(
-            200, json={"status": status}, headers={"Retry-After": "0.3"}
+            200, json={"status": status}, headers={"Retry-After": "30"}
         )
 
-    engine, client = _engine(handle)
+    engine, client = _engine(handle, clock=clock)
     async with client, engine:
-        job = await engine.track(_spec(), "job", "a")
-        result = await engine.wait(job, timeout=10)
+        spec = _spec(schedule={"retry_after": {"max": 60}})
+        result = await engine.wait(await engine.track(spec, "job", "a"), timeout=10)
 
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert result.state == "Done"
-    assert len(gaps) == 2
-    assert all(gap >= 0.28 for gap in gaps)
+    assert gaps == [30.0, 30.0]
+
+
+@pytest.mark.anyio
+async def test_a_submits_retry_after_sets_the_first_polls_delay() -> None:
+    """202 + Retry-After: 20 on the submit: the first poll waits 20 s, not the initial delay."""
+    clock = VirtualClock()
+    stamps: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            stamps.append(clock.now())
+            return httpx.Response(202, json={"id": "a"}, headers={"Retry-After": "20"})
+        stamps.append(clock.now())
+        return httpx.Response(200, json={"status": "done"})
+
+    doc = copy.deepcopy(DOC)
+    doc["lifecycles"]["job"]["submit"] = {
+        "request": {"method": "POST", "path": "/jobs"},
+        "job_id": {"pointer": "/id"},
+    }
+    doc["lifecycles"]["job"]["schedule"].update(
+        initial_delay=1, retry_after={"max": 60}
+    )
+    engine, client = _engine(handle, clock=clock)
+    async with client, engine:
+        job = await engine.submit(load_document(doc, source="toy"), "job")
+        result = await engine.wait(job, timeout=10)
+
+    assert result.state == "Done"
+    assert stamps[1] - stamps[0] == 20.0
 
 
 @pytest.mark.anyio
 async def test_retry_after_above_the_spec_max_is_clamped() -> None:
     """A server asking for an hour is clamped to the spec's retry_after.max (scaled)."""
+    clock = VirtualClock()
     stamps: list[float] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
-        stamps.append(time.monotonic())
+        stamps.append(clock.now())
         status = "done" if len(stamps) >= 2 else "running"
         return httpx.Response(
             200, json={"status": status}, headers={"Retry-After": "3600"}
         )
 
-    engine, client = _engine(handle, time_scale=0.05)  # max 5 s x 0.05 = 0.25 s
+    engine, client = _engine(handle, clock=clock, time_scale=0.5)
     async with client, engine:
         result = await engine.wait(await engine.track(_spec(), "job", "a"), timeout=10)
 
     assert result.state == "Done"
-    assert 0.2 <= stamps[1] - stamps[0] < 2
+    assert stamps[1] - stamps[0] == 2.5  # max 5 s x 0.5
 
 
 @pytest.mark.anyio
 async def test_deadline_times_out_and_stops_polling() -> None:
     """At the deadline the job times out, a timed_out event fires, and no poll follows."""
-    seen: list[httpx.Request] = []
-    engine, client = _engine(_scripted([{"status": "running"}], seen))
+    clock = VirtualClock()
+    seen: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(clock.now())
+        return httpx.Response(200, json={"status": "running"})
+
+    engine, client = _engine(handle, clock=clock)
     events: list[Event] = []
     engine.on("timed_out", events.append)
     async with client, engine:
-        job = await engine.track(_spec(schedule={"deadline": 0.2}), "job", "a")
+        start = clock.now()
+        spec = _spec(schedule={"interval": 7, "deadline": 20})
+        job = await engine.track(spec, "job", "a")
         with pytest.raises(JobTimedOut):
             await engine.wait(job, timeout=5)
-        polls_at_end = len(seen)
-        await asyncio.sleep(0.15)
+        await clock.sleep_until(clock.now() + 100)
 
     assert len(events) == 1
-    assert len(seen) == polls_at_end
+    # Polls at 0, 7 and 14; the last wait is shortened to the deadline (20).
+    assert [t - start for t in seen] == [0, 7, 14, 20]
     assert engine.state_of(job) == "Running"
 
 
