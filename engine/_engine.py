@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import random
+import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import (
@@ -328,12 +329,15 @@ class AsyncEngine:
             raise InputError(msg)
         values = _inputs(b, {**(inputs or {}), **more_inputs}, for_submit=True)
         _check_filters(b, item_filters)
+        submit = b.lifecycle.submit
         job = core.new_submission(
             b,
             key=self._new_key(),
             inputs=values,
             filters=item_filters,
             now=self._clock.now(),
+            # Used when the spec sends a reference the caller did not give.
+            client_ref=f"sp{uuid.uuid4().hex[:22]}" if submit.client_ref else None,
         )
         while True:
             out = core.submit_request(b, job, values)

@@ -37,7 +37,12 @@ __all__ = [
 ]
 
 RemoteKind = Literal[
-    "transport", "status", "protocol", "illegal_transition", "unknown_state"
+    "transport",
+    "status",
+    "protocol",
+    "illegal_transition",
+    "unknown_state",
+    "submission",
 ]
 
 
@@ -122,7 +127,9 @@ class RemoteError(JobError):
     ``kind`` classifies it: ``transport`` (connection, timeout), ``status``
     (a fatal HTTP status; ``code``/``message`` are the service's own),
     ``protocol`` (malformed body, foreign link, body too large),
-    ``illegal_transition`` / ``unknown_state`` (by a ``fail`` policy).
+    ``illegal_transition`` / ``unknown_state`` (by a ``fail`` policy),
+    ``submission`` (a submission cut off by a crash that could not be found
+    again: ``code`` says ``not_submitted`` or ``unresolved``).
     Messages name the host and path, never the full URL: query strings can carry
     tokens.
     """

@@ -46,6 +46,7 @@ async def _hops(remote: Remote, b: Binding, out: Outgoing, *, timeout: float) ->
     request = out.request
     method, url = request.method, out.url
     json_body, data, files = out.json_body, out.data, out.files
+    extra = out.headers
     for _hop in range(MAX_REDIRECTS + 1):
         own = b.is_own(url)
         if not own and b.lifecycle.policy.foreign_links == "refuse":
@@ -58,7 +59,7 @@ async def _hops(remote: Remote, b: Binding, out: Outgoing, *, timeout: float) ->
         reply = await remote.send(
             method,
             url,
-            headers=b.headers_for(request, own=own),
+            headers=b.headers_for(request, own=own) + extra,
             json_body=json_body,
             data=data,
             files=files,
@@ -69,6 +70,6 @@ async def _hops(remote: Remote, b: Binding, out: Outgoing, *, timeout: float) ->
             return reply
         url = urljoin(reply.url, location)
         if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
-            method, json_body, data, files = "GET", None, None, None
+            method, json_body, data, files, extra = "GET", None, None, None, ()
     msg = f"too many redirects from {where(url)}"
     raise RemoteError(msg, kind="protocol", retryable=False)

@@ -10,6 +10,7 @@ from .spec import (
     Auth,
     Backoff,
     Cancel,
+    ClientRef,
     Condition,
     Errors,
     Filter,
@@ -18,6 +19,7 @@ from .spec import (
     Jitter,
     Lifecycle,
     Locator,
+    Lookup,
     ObserveRule,
     Outcome,
     Paging,
@@ -173,6 +175,7 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
         transitions=tuple(transitions),
         inputs=inputs,
         submit=_submit(raw["submit"], f"{at}/submit") if "submit" in raw else None,
+        lookup=_lookup(raw["lookup"], f"{at}/lookup") if "lookup" in raw else None,
         poll=Poll(
             request=_request(raw["poll"]["request"], f"{at}/poll/request"),
             observe=tuple(
@@ -332,12 +335,30 @@ def _errors(raw: Doc) -> Errors:
 
 
 def _submit(raw: Doc, at: str) -> Submit:
+    ref = raw.get("client_ref")
     return Submit(
         request=_request(raw["request"], f"{at}/request"),
         body=raw.get("body", "json"),
         job_id=_locators(raw["job_id"], f"{at}/job_id"),
         observe=raw.get("observe", False),
         retry_status=tuple(raw.get("retry_status", ())),
+        client_ref=ClientRef(
+            input=ref.get("input"),
+            header=ref.get("header"),
+            location=f"{at}/client_ref",
+        )
+        if ref is not None
+        else None,
+        location=at,
+    )
+
+
+def _lookup(raw: Doc, at: str) -> Lookup:
+    return Lookup(
+        request=_request(raw["request"], f"{at}/request"),
+        job_id=_locators(raw["job_id"], f"{at}/job_id"),
+        not_found_status=tuple(raw.get("not_found_status", (404,))),
+        observe=raw.get("observe", True),
         location=at,
     )
 

@@ -226,6 +226,8 @@ def _schedule_sound(lifecycle: Lifecycle) -> Found:
 def _requests(lifecycle: Lifecycle) -> Iterator[Request]:
     if lifecycle.submit is not None:
         yield lifecycle.submit.request
+    if lifecycle.lookup is not None:
+        yield lifecycle.lookup.request
     yield lifecycle.poll.request
     if lifecycle.result is not None:
         yield lifecycle.result.request
@@ -237,6 +239,8 @@ def _requests(lifecycle: Lifecycle) -> Iterator[Request]:
 
 def _requests_resolvable(lifecycle: Lifecycle) -> Found:
     known = {*_BUILTIN_FIELDS, *(i.name for i in lifecycle.inputs)}
+    if lifecycle.submit is not None and lifecycle.submit.client_ref is not None:
+        known.add("client_ref")
     for request in _requests(lifecycle):
         if request.path is None and not request.url:
             yield (
@@ -255,10 +259,30 @@ def _requests_resolvable(lifecycle: Lifecycle) -> Found:
         for locator in request.url:
             if locator.pattern is not None:
                 yield from _pattern_ok(locator.pattern, f"{locator.location}/pattern")
-    if lifecycle.submit is not None:
-        for locator in lifecycle.submit.job_id:
+    for block in (lifecycle.submit, lifecycle.lookup):
+        for locator in block.job_id if block is not None else ():
             if locator.pattern is not None:
                 yield from _pattern_ok(locator.pattern, f"{locator.location}/pattern")
+
+
+def _client_ref_sound(lifecycle: Lifecycle) -> Found:
+    submit = lifecycle.submit
+    ref = submit.client_ref if submit is not None else None
+    if ref is not None and ref.input is not None:
+        names = tuple(i.name for i in lifecycle.inputs)
+        if ref.input not in names:
+            yield (
+                f"{ref.location}/input",
+                f"unknown input {ref.input!r}{_hint(ref.input, names)}",
+            )
+    if lifecycle.lookup is not None and ref is None:
+        yield (
+            lifecycle.lookup.location,
+            (
+                "a lookup finds a submission by its client reference: "
+                "declare submit.client_ref (an input or a header) to send one"
+            ),
+        )
 
 
 def _template_sound(
@@ -350,6 +374,7 @@ def _produced(lifecycle: Lifecycle) -> Found:
 
 
 _CHECKS: tuple[Callable[[Lifecycle], Found], ...] = (
+    _client_ref_sound,
     _one_initial,
     _states_declared,
     _terminal_is_final,

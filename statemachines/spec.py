@@ -21,6 +21,7 @@ __all__ = [
     "Auth",
     "Backoff",
     "Cancel",
+    "ClientRef",
     "Condition",
     "Errors",
     "Filter",
@@ -29,6 +30,7 @@ __all__ = [
     "Jitter",
     "Lifecycle",
     "Locator",
+    "Lookup",
     "ObserveRule",
     "Outcome",
     "Paging",
@@ -273,6 +275,15 @@ class Input:
 
 
 @attrs.frozen(kw_only=True)
+class ClientRef:
+    """Where the caller's reference for a submission goes: a named input, or a header."""
+
+    input: str | None = None
+    header: str | None = None
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
 class Submit:
     """How a job is created."""
 
@@ -281,6 +292,18 @@ class Submit:
     job_id: tuple[Locator, ...]
     observe: bool = False
     retry_status: tuple[int, ...] = ()
+    client_ref: ClientRef | None = None
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Lookup:
+    """How a submission is found again by its client reference after a crash."""
+
+    request: Request
+    job_id: tuple[Locator, ...]
+    not_found_status: tuple[int, ...] = (404,)
+    observe: bool = True
     location: str = _loc()
 
 
@@ -363,6 +386,7 @@ class Lifecycle:
     transitions: tuple[Transition, ...]
     inputs: tuple[Input, ...] = ()
     submit: Submit | None = None
+    lookup: Lookup | None = None
     poll: Poll
     schedule: Schedule = Schedule()
     result: Result | None = None

@@ -32,6 +32,8 @@ class Phase(enum.StrEnum):
 
     #: The submit request is about to be sent or on the wire (its intent is stored).
     SUBMIT = "submit"
+    #: Finding a submission again by its client reference, after a crash.
+    LOOKUP = "lookup"
     #: Polling the job's state.
     POLL = "poll"
     #: Reading the pages of the job's items (after a poll, or at the end).

@@ -75,6 +75,8 @@ class Outgoing:
     json_body: Any = None
     data: Mapping[str, Any] | None = None
     files: Mapping[str, Any] | None = None
+    #: Headers of this request only (a submission's Idempotency-Key).
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def method(self) -> str:
@@ -145,7 +147,17 @@ def new_submission(
 
     It keeps only the inputs later requests need: the submit body is built
     from the caller's values by :func:`submit_request` and never stored.
+    When the spec sends a client reference, it is the caller's (the input
+    ``submit.client_ref`` names) or else ``client_ref``, which the driver
+    generates; it is stored with the intent, so that a crash while the
+    request is on the wire can be resolved by the spec's lookup.
     """
+    submit = b.lifecycle.submit
+    ref = submit.client_ref if submit is not None else None
+    if ref is None:
+        client_ref = None
+    elif ref.input is not None and inputs.get(ref.input) is not None:
+        client_ref = str(inputs[ref.input])
     return _fresh(
         b,
         key=key,
@@ -165,6 +177,13 @@ def submit_request(b: Binding, job: JobState, values: Mapping[str, Any]) -> Outg
     if submit is None:
         msg = f"{b.name} has no submit; use track() with an existing id"
         raise InputError(msg)
+    ref = submit.client_ref
+    headers: tuple[tuple[str, str], ...] = ()
+    if ref is not None and job.client_ref is not None:
+        if ref.input is not None:
+            values = {**values, ref.input: job.client_ref}
+        else:
+            headers = ((ref.header or "Idempotency-Key", job.client_ref),)
     url = build_url(
         b.base_url,
         submit.request,
@@ -175,7 +194,12 @@ def submit_request(b: Binding, job: JobState, values: Mapping[str, Any]) -> Outg
     )
     json_body, data, files = encode_body(b.lifecycle, submit.body, values)
     return Outgoing(
-        request=submit.request, url=url, json_body=json_body, data=data, files=files
+        request=submit.request,
+        url=url,
+        json_body=json_body,
+        data=data,
+        files=files,
+        headers=headers,
     )
 
 
@@ -225,14 +249,22 @@ def resume(b: Binding, job: JobState, *, now: float) -> Step:
     """
     new = job.copy()
     if new.phase is Phase.SUBMIT:
+        if b.lifecycle.lookup is not None and new.client_ref is not None:
+            # Ask the service whether the submission arrived, by its reference.
+            new.phase = Phase.LOOKUP
+            new.due = now
+            record = Record(
+                kind="resumed",
+                to_state=new.state,
+                trigger="resume",
+                detail={"client_ref": new.client_ref, "phase": "lookup"},
+            )
+            return Step(job=new, records=(record,))
         stepper = _Stepper(b, new, now, random.Random(0))  # noqa: S311 - no jitter drawn here
-        error = RemoteError(
-            f"{b.name} submission {job.client_ref or job.key} was sent but never "
-            "answered before a restart; check the service before resubmitting",
-            kind="protocol",
-            retryable=False,
+        stepper.unresolved(
+            "was sent but never answered before a restart, and the spec has no "
+            "lookup to find it again: check the service before resubmitting"
         )
-        stepper.fail(error, None, kind="unresolved_submission")
         return stepper.step()
     record = Record(kind="resumed", to_state=new.state, trigger="resume")
     return Step(job=new, records=(record,))
@@ -325,6 +357,9 @@ def request_for(b: Binding, job: JobState) -> Outgoing:
     if phase is Phase.CANCEL and lifecycle.cancel is not None:
         request = lifecycle.cancel.request
         return Outgoing(request=request, url=_url(b, job, request))
+    if phase is Phase.LOOKUP and lifecycle.lookup is not None:
+        request = lifecycle.lookup.request
+        return Outgoing(request=request, url=_url(b, job, request))
     msg = f"{b.name} job {job.job_id}: nothing to send in phase {phase.value}"
     raise RemoteError(msg, kind="protocol", retryable=False)
 
@@ -347,6 +382,7 @@ def _url(
             links=job.links,
             reply=reply,
             extra=extra,
+            client_ref=job.client_ref,
         )
     except InputError as exc:
         msg = f"{b.name} job {job.job_id}: {exc}"
@@ -377,6 +413,7 @@ def on_reply(
         Phase.ITEMS: stepper.paged,
         Phase.RESULT: stepper.fetched,
         Phase.CANCEL: stepper.cancelled,
+        Phase.LOOKUP: stepper.looked_up,
     }
     try:
         readers[job.phase](got)
@@ -649,6 +686,85 @@ class _Stepper:
             self.enter_terminal(got, body)
         else:
             self.schedule_poll(got.headers)
+
+    def looked_up(self, got: Reply | RemoteError) -> None:
+        b, job = self.b, self.job
+        lookup = b.lifecycle.lookup
+        assert lookup is not None  # noqa: S101 - only lifecycles with a lookup reach this phase
+        ref = job.client_ref
+        if isinstance(got, Reply) and got.status in lookup.not_found_status:
+            self.records.append(
+                Record(
+                    kind="lookup",
+                    http_status=got.status,
+                    detail={"client_ref": ref, "found": False},
+                )
+            )
+            absent = RemoteError(
+                f"{b.name} submission {ref} never reached the service "
+                f"({where(got.url)} answered {got.status}): safe to submit again",
+                kind="submission",
+                code="not_submitted",
+                status=got.status,
+                retryable=False,
+            )
+            self.fail(absent, got)
+            return
+        verdict, body, error = self.verdict(lookup.request, got)
+        if error is not None:
+            budget = b.lifecycle.errors.retry_budget
+            if verdict == "transient" and job.failures < budget:
+                self.retry(error, got if isinstance(got, Reply) else None)
+            else:
+                self.unresolved(f"could not be looked up ({error})")
+            return
+        assert isinstance(got, Reply)  # noqa: S101 - errors were handled above
+        job_id = locate(lookup.job_id, got, None)
+        if not job_id:
+            self.unresolved(
+                f"was found, but no job id is in the answer of {where(got.url)}"
+            )
+            return
+        job.job_id = job_id
+        job.failures = 0
+        job.phase = Phase.POLL
+        self.records.append(
+            Record(
+                kind="lookup",
+                http_status=got.status,
+                detail={"client_ref": ref, "found": True},
+            )
+        )
+        self.records.append(
+            Record(
+                kind="submitted",
+                to_state=job.state,
+                trigger="lookup",
+                http_status=got.status,
+                detail={"client_ref": ref},
+            )
+        )
+        if lookup.observe:
+            self.apply(got, body, trigger="lookup")
+        else:
+            job.due = timing.first_poll(
+                b.lifecycle,
+                got.headers,
+                now=self.now,
+                scale=b.scale,
+                deadline=job.deadline,
+            )
+
+    def unresolved(self, why: str) -> None:
+        """End a submission whose fate cannot be known: a person must check the service."""
+        ref = self.job.client_ref or self.job.key
+        error = RemoteError(
+            f"{self.b.name} submission {ref} {why}",
+            kind="submission",
+            code="unresolved",
+            retryable=False,
+        )
+        self.fail(error, None, kind="unresolved_submission")
 
     # -- shared moves ----------------------------------------------------------------------
 

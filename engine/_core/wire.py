@@ -166,6 +166,7 @@ def build_url(
     reply: Reply | None = None,
     link: str | None = None,
     extra: Mapping[str, str | list[str]] | None = None,
+    client_ref: str | None = None,
 ) -> str:
     """Return the absolute URL of ``request`` for a job.
 
@@ -186,6 +187,8 @@ def build_url(
             msg = "no link for this request and no path to fall back on"
             raise RemoteError(msg, kind="protocol", retryable=False)
         values = {**inputs, "job_id": job_id}
+        if client_ref is not None:
+            values["client_ref"] = client_ref
         url = base_url + expand(request.path, values, what=f"path {request.path}")
     params = query_params(request, inputs, query_inputs)
     if extra:

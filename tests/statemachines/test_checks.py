@@ -656,3 +656,67 @@ class TestItemsLifecycle:
                 "a lifecycle cannot be its own items' lifecycle",
             )
         ]
+
+
+def _with_submit(client_ref: dict[str, str] | None, *, lookup: bool) -> dict[str, Any]:
+    doc = minimal_spec()
+    lifecycle = job_lifecycle(doc)
+    lifecycle["inputs"] = {"ref": {"in": "body"}}
+    lifecycle["submit"] = {
+        "request": {"method": "POST", "path": "/jobs"},
+        "job_id": {"pointer": "/id"},
+    }
+    if client_ref is not None:
+        lifecycle["submit"]["client_ref"] = client_ref
+    if lookup:
+        lifecycle["lookup"] = {
+            "request": {"path": "/jobs/by-ref/{client_ref}"},
+            "job_id": [{"pointer": "/id", "pattern": "^(?P<id>[a-z0-9]+)$"}],
+        }
+    return doc
+
+
+class TestClientRefAndLookup:
+    """A submission's client reference, and the lookup that finds it again."""
+
+    def test_a_lookup_by_reference_builds_with_its_defaults(self) -> None:
+        """client_ref names an input; lookup finds by {client_ref}; 404 means not found."""
+        spec = load_document(_with_submit({"input": "ref"}, lookup=True))
+        lifecycle = spec.lifecycle("job")
+
+        assert lifecycle.submit is not None
+        assert lifecycle.submit.client_ref is not None
+        assert lifecycle.submit.client_ref.input == "ref"
+        assert lifecycle.lookup is not None
+        assert lifecycle.lookup.not_found_status == (404,)
+        assert lifecycle.lookup.observe
+
+    def test_a_header_reference_needs_no_input(self) -> None:
+        """An Idempotency-Key header carries a generated reference."""
+        spec = load_document(_with_submit({"header": "Idempotency-Key"}, lookup=False))
+        submit = spec.lifecycle("job").submit
+
+        assert submit is not None
+        assert submit.client_ref is not None
+        assert submit.client_ref.header == "Idempotency-Key"
+
+    def test_a_reference_input_must_be_declared(self) -> None:
+        """client_ref.input naming no input is reported at its pointer, with a hint."""
+        with pytest.raises(SpecError) as info:
+            load_document(_with_submit({"input": "reff"}, lookup=False))
+
+        assert [(p.pointer, p.message) for p in info.value.problems] == [
+            (
+                "/lifecycles/job/submit/client_ref/input",
+                "unknown input 'reff'; did you mean 'ref'? Declared: ref",
+            )
+        ]
+
+    def test_a_lookup_without_a_reference_is_refused(self) -> None:
+        """A lookup can only find a submission that carried a reference."""
+        with pytest.raises(SpecError) as info:
+            load_document(_with_submit(None, lookup=True))
+
+        pointers = [p.pointer for p in info.value.problems]
+        assert "/lifecycles/job/lookup" in pointers
+        assert any("client_ref" in p.message for p in info.value.problems)

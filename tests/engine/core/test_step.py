@@ -53,7 +53,7 @@ def test_a_new_submission_waits_in_phase_submit_without_an_id(toy: Binding) -> N
         "Queued",
         NOW,
     )
-    assert (new.key, new.client_ref, new.started) == ("k1", "ref-1", NOW)
+    assert (new.key, new.client_ref, new.started) == ("k1", None, NOW)
     assert (new.service, new.lifecycle, new.base_url) == ("toy", "job", BASE)
     assert new.spec_hash == toy.spec.content_hash
 
@@ -227,8 +227,8 @@ def test_resume_of_an_unanswered_submission_ends_it_unresolved(toy: Binding) -> 
     assert [r.kind for r in resumed.records] == ["unresolved_submission"]
     error = resumed.job.job_error()
     assert isinstance(error, RemoteError)
-    assert (error.kind, error.retryable) == ("protocol", False)
-    assert "submission ref-1 was sent but never answered" in str(error)
+    assert (error.kind, error.retryable) == ("submission", False)
+    assert "submission k1 was sent but never answered" in str(error)
 
 
 def test_an_unresolved_submission_without_client_ref_is_named_by_its_key(
