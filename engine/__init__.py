@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._clock import Clock, SystemClock
+    from ._core.state import JobStatus
     from ._engine import AsyncEngine, EngineOptions, JobRef, JobResult
     from ._errors import (
         CancelError,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     )
     from ._sync import Engine
     from .audit import AuditSink, AuditWriteError
-    from .stores import JobStore
+    from .stores import JobStore, StoreError
 
 __all__ = [
     "EVENT_NAMES",
@@ -67,12 +68,14 @@ __all__ = [
     "JobFailed",
     "JobRef",
     "JobResult",
+    "JobStatus",
     "JobStore",
     "JobTimedOut",
     "Polled",
     "RemoteError",
     "Retrying",
     "Submitted",
+    "StoreError",
     "SystemClock",
     "TimedOut",
     "TransitionEvent",
@@ -86,12 +89,14 @@ _WHERE = {
     "EngineOptions": "._engine",
     "JobRef": "._engine",
     "JobResult": "._engine",
+    "JobStatus": "._core.state",
     "Engine": "._sync",
     "Clock": "._clock",
     "SystemClock": "._clock",
     "AuditSink": ".audit",
     "AuditWriteError": ".audit",
     "JobStore": ".stores",
+    "StoreError": ".stores",
     **dict.fromkeys(
         (
             "CancelError",

@@ -12,14 +12,12 @@ means, when to poll again, or whether an error is fatal.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import itertools
 import logging
 import os
 import random
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
-from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -31,22 +29,22 @@ from typing import (
     overload,
 )
 
+from engine._bindings import Bindings, check_filters, check_inputs
 from engine._clock import Clock, SystemClock
 from engine._core import step as core
-from engine._core.binding import Binding, bind
-from engine._core.state import JobRef, JobResult, JobState, Phase
+from engine._core.state import JobRef, JobResult, JobStatus, Phase, Record
 from engine._errors import (
-    CredentialError,
     EngineClosedError,
     InputError,
     WaitTimeout,
 )
+from engine._holder import Holder
 from engine._hooks import HookRegistry
-from engine._publish import Publisher
+from engine._publish import LeaseLost, Publisher
 from engine._remote import Remote, default_client
 from engine._scheduler import Live, Scheduler
-from engine.stores import JobStore, open_store
-from statemachines import Spec, load_spec
+from engine.stores import JobStore, StoreError, open_store
+from statemachines import Spec
 
 if TYPE_CHECKING:
     import httpx
@@ -84,6 +82,7 @@ class EngineOptions(TypedDict, total=False):
     time_scale: float | Mapping[str, float]
     retain_finished: int
     retain_for: float
+    lease: float
 
 
 class AsyncEngine:
@@ -106,8 +105,12 @@ class AsyncEngine:
         clock: the clock (tests inject a fake one); see :class:`Clock`.
         audit: an audit sink, or a path for one (JSON Lines, or SQLite for
             ``.db``/``.sqlite``); owned and closed by the engine when a path.
-        store: a job store, or a path for the SQLite one; when given, open()
-            resumes every unfinished job it holds.
+        store: a job store, or a store URL (a path or ``sqlite:///…`` for
+            SQLite, ``postgresql://…``). With a store, every job and step is
+            committed there with its audit records (the store's audit table
+            is the log; ``audit`` then writes a copy), the engine holds its
+            jobs under a lease, and open() takes over every job no live
+            driver holds.
         base_urls: service name → base URL (else the spec's ``base_url_env``
             variable, else the spec's ``base_url``).
         env: where credentials are read (default ``os.environ``).
@@ -120,6 +123,8 @@ class AsyncEngine:
         retain_finished: how many finished jobs' results are kept when nobody
             takes them.
         retain_for: how long (seconds) such a result is kept at most.
+        lease: seconds a store lets this engine's jobs be before another
+            driver may take them (renewed every third of it while open).
     """
 
     def __init__(
@@ -138,6 +143,7 @@ class AsyncEngine:
         time_scale: float | Mapping[str, float] = 1.0,
         retain_finished: int = 1000,
         retain_for: float = 3600.0,
+        lease: float = 30.0,
     ) -> None:
         """Configure the engine; nothing runs until it is opened or first used."""
         self._owns_client = client is None
@@ -147,21 +153,14 @@ class AsyncEngine:
         )
         self._clock: Clock = clock or SystemClock()
         self._audit_arg = audit
-        self._audit_path = (
-            Path(audit) if isinstance(audit, (str, os.PathLike)) else None
-        )
         self._store_arg = store
         self._audit: AuditSink | None = None
         self._store: JobStore | None = None
-        self._base_urls = dict(base_urls or {})
-        self._env = env if env is not None else os.environ
+        self._holder: Holder | None = None
+        self._lease = lease
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
-        self._time_scale = time_scale
-        self._specs: dict[str, Spec] = {}
-        for spec in specs:
-            self._spec(spec)
-        self._bindings: dict[tuple[str, str, str], Binding] = {}
-        self._bound: dict[tuple[object, str], Binding] = {}
+        #: Every credential read so far: every redactor blanks them all.
+        self._secrets: set[str] = set()
         self._hooks = HookRegistry()
         self._publisher = Publisher(audit=None, store=None, hooks=self._hooks)
         self._run = Scheduler(
@@ -173,10 +172,18 @@ class AsyncEngine:
             retain=retain_finished,
             retain_for=retain_for,
         )
+        self._bind = Bindings(
+            specs,
+            base_urls=base_urls or {},
+            env=env if env is not None else os.environ,
+            time_scale=time_scale,
+            secrets=self._secrets,
+            on_service=lambda spec: self._run.slot(
+                spec.name, spec.service.max_in_flight
+            ),
+        )
         self._keys = itertools.count(1)
         self._state: Literal["unopened", "opened", "closed"] = "unopened"
-        #: Every credential read so far: every redactor blanks them all.
-        self._secrets: set[str] = set()
 
     # -- lifecycle of the engine -------------------------------------------------
 
@@ -215,13 +222,15 @@ class AsyncEngine:
                 if isinstance(self._store_arg, (str, os.PathLike))
                 else self._store_arg
             )
+            self._holder = Holder(
+                self._store, clock=self._clock, lease=self._lease, bindings=self._bind
+            )
+            await self._holder.open()
         self._publisher.audit = self._audit
         self._publisher.store = self._store
         self._run.open()
-        if self._store is not None:
-            from engine._resume import resume_stored  # noqa: PLC0415 - only with a store
-
-            await resume_stored(self, self._store, self._audit_path)
+        if self._holder is not None:
+            await self._holder.take_over(self._run)
 
     async def aclose(self) -> None:
         """Stop polling, close what the engine created. Live jobs stay in the store."""
@@ -229,12 +238,14 @@ class AsyncEngine:
             return
         self._state = "closed"
         await self._run.close()
+        if self._holder is not None:
+            await self._holder.close()
         if self._owns_client:
             await self._client.aclose()
         if self._audit is not None and isinstance(self._audit_arg, (str, os.PathLike)):
             self._audit.close()
         if self._store is not None and isinstance(self._store_arg, (str, os.PathLike)):
-            self._store.close()
+            await self._store.close()
 
     def _check_open(self, action: str) -> None:
         if self._state == "closed":
@@ -323,22 +334,89 @@ class AsyncEngine:
             RemoteError: the service refused the submission.
         """
         await self._ensure_open("submit")
-        b = self._binding(spec, lifecycle)
-        if b.lifecycle.submit is None:
+        live, step = await self._submit(
+            spec, lifecycle, {**(inputs or {}), **more_inputs}, item_filters
+        )
+        await self._run.commit(live, step)
+        return step.job.ref()
+
+    async def enqueue(
+        self,
+        spec: Spec | str,
+        lifecycle: str,
+        /,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        item_filters: Mapping[str, Any] | None = None,
+        **more_inputs: Any,
+    ) -> JobRef:
+        """Create a job on the service and leave it in the store for any driver to track.
+
+        The submit is sent (crash-safe, as :meth:`submit`), its job id and
+        first state committed to the store, and the job let go at once: a
+        ``Worker`` (or another engine with the same store) drives it from
+        there. :meth:`wait` and :meth:`status` work on it from any process
+        that opens the store.
+
+        Raises:
+            StoreError: the engine has no store to leave the job in.
+            InputError: a missing, unknown or ill-typed input.
+            CredentialError: the spec's credential variable is unset.
+            RemoteError: the service refused the submission.
+        """
+        await self._ensure_open("enqueue")
+        if self._store is None:
+            msg = "enqueue needs a store: create the engine with store=…"
+            raise StoreError(msg)
+        live, step = await self._submit(
+            spec, lifecycle, {**(inputs or {}), **more_inputs}, item_filters
+        )
+        lease = await self._publisher.persist(
+            live.b,
+            step.job,
+            step.records,
+            live.lease,
+            hold=False,
+            now=self._clock.now(),
+        )
+        del lease  # let go: the job is the workers' now
+        await self._publisher.announce(live.b, step.job, step.records)
+        return step.job.ref()
+
+    async def _submit(
+        self,
+        spec: Spec | str,
+        lifecycle: str,
+        given: Mapping[str, Any],
+        item_filters: Mapping[str, Any] | None,
+    ) -> tuple[Live, core.Step]:
+        """Send a submission (retried as the spec allows) and return its first step.
+
+        With a store, the intent (the job's key and client reference) is
+        committed before the request is sent: a crash while it is on the wire
+        leaves a record to resolve (the spec's lookup), never a lost job.
+        """
+        b = self._bind.binding(spec, lifecycle)
+        submit = b.lifecycle.submit
+        if submit is None:
             msg = f"{b.name} has no submit; use track() with an existing id"
             raise InputError(msg)
-        values = _inputs(b, {**(inputs or {}), **more_inputs}, for_submit=True)
-        _check_filters(b, item_filters)
-        submit = b.lifecycle.submit
+        values = check_inputs(b, given, for_submit=True)
+        check_filters(b, item_filters)
+        now = self._clock.now()
         job = core.new_submission(
             b,
             key=self._new_key(),
             inputs=values,
             filters=item_filters,
-            now=self._clock.now(),
+            now=now,
             # Used when the spec sends a reference the caller did not give.
             client_ref=f"sp{uuid.uuid4().hex[:22]}" if submit.client_ref else None,
         )
+        live = Live(b, job)
+        if self._store is not None:
+            intent = Record(kind="intent", detail={"client_ref": job.client_ref})
+            live.lease = await self._publisher.add(b, job, [intent], hold=True, now=now)
         while True:
             out = core.submit_request(b, job, values)
             got = await self._run.send(b, out, job)
@@ -346,19 +424,28 @@ class AsyncEngine:
             job = step.job
             if job.phase is not Phase.SUBMIT:
                 break
-            await self._publisher.publish(
-                b, job, step.records
-            )  # the retry's event and log
+            # A retry the spec allows (a 429): written, logged, announced.
+            live.lease = await self._publisher.persist(
+                b, job, step.records, live.lease, hold=True, now=self._clock.now()
+            )
+            await self._publisher.announce(b, job, step.records)
             await self._clock.sleep_until(job.due)
         if not job.job_id:
-            await self._publisher.publish(b, job, step.records)
+            live.lease = await self._publisher.persist(
+                b, job, step.records, live.lease, hold=False, now=self._clock.now()
+            )
+            await self._publisher.announce(b, job, step.records)
             error = job.job_error()
             assert error is not None  # noqa: S101 - a submission without an id has failed
             raise error
-        live = Live(b, job)
+        if live.lease is None:
+            # No store: the job's first write is this step.
+            live.lease = await self._publisher.add(
+                b, job, (), hold=True, now=self._clock.now()
+            )
+        live.job = job
         self._run.register(live)
-        await self._run.commit(live, step)
-        return job.ref()
+        return live, step
 
     async def track(
         self,
@@ -381,9 +468,9 @@ class AsyncEngine:
             CredentialError: the spec's credential variable is unset.
         """
         await self._ensure_open("track")
-        b = self._binding(spec, lifecycle)
-        values = _inputs(b, {**(inputs or {}), **more_inputs}, for_submit=False)
-        _check_filters(b, item_filters)
+        b = self._bind.binding(spec, lifecycle)
+        values = check_inputs(b, {**(inputs or {}), **more_inputs}, for_submit=False)
+        check_filters(b, item_filters)
         step = core.adopt(
             b,
             key=self._new_key(),
@@ -394,9 +481,7 @@ class AsyncEngine:
             now=self._clock.now(),
             rng=self._rng,
         )
-        live = Live(b, step.job)
-        self._run.register(live)
-        await self._run.commit(live, step)
+        await self._run.begin(Live(b, step.job), step)
         return step.job.ref()
 
     async def wait(self, job: JobRef, *, timeout: float | None = None) -> JobResult:
@@ -413,6 +498,9 @@ class AsyncEngine:
             JobTimedOut: the spec's deadline or attempts ran out.
             RemoteError: the job ended with a classified remote error.
         """
+        live = self._run.jobs.get(job.key)
+        if live is None and self._holder is not None:
+            return await self._wait_stored(job, timeout)
         live = self._run.live(job)
         if live.handed:
             msg = f"{live.b.name} job {job.job_id}: its result was handed over already"
@@ -422,6 +510,9 @@ class AsyncEngine:
             try:
                 async with asyncio.timeout(timeout):
                     await asyncio.shield(waiter)
+            except LeaseLost:
+                # Another driver took the job over: it reports through the store.
+                return await self._wait_stored(job, timeout)
             except TimeoutError:
                 if live.result is None:
                     state = live.job.state
@@ -436,6 +527,48 @@ class AsyncEngine:
         if result.error is not None:
             raise result.error
         return result
+
+    async def _wait_stored(self, job: JobRef, timeout: float | None) -> JobResult:
+        """Wait for a job another driver drives, reading the store until it ends."""
+        holder = self._holder
+        assert holder is not None  # noqa: S101 - callers checked
+        last = "?"
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    state = await holder.stored(job.key)
+                    if state is None:
+                        msg = f"unknown job {job.job_id} ({job.key}): not in {holder.store.url}"
+                        raise KeyError(msg)
+                    last = state.state
+                    if state.done:
+                        result = holder.result_of(state)
+                        if result.error is not None:
+                            raise result.error
+                        return result
+                    await holder.store.wait_changed(1.0)
+        except TimeoutError:
+            msg = (
+                f"{job.service}/{job.lifecycle} job {job.job_id} still in "
+                f"{last} after wait(timeout={timeout}); it goes on"
+            )
+            raise WaitTimeout(msg, job=job, state=last) from None
+
+    async def status(self, job: JobRef) -> JobStatus:
+        """Return where ``job`` is now: held here, or (with a store) as last committed.
+
+        Raises:
+            KeyError: the job is neither held here nor in the store.
+        """
+        live = self._run.jobs.get(job.key)
+        if live is not None and live.job.job_id == job.job_id:
+            return live.job.where()
+        if self._holder is not None:
+            state = await self._holder.stored(job.key)
+            if state is not None:
+                return state.where()
+        msg = f"unknown job {job.service}/{job.lifecycle} {job.job_id} ({job.key})"
+        raise KeyError(msg)
 
     async def as_completed(
         self, jobs: Iterable[JobRef] | None = None, *, timeout: float | None = None
@@ -523,137 +656,13 @@ class AsyncEngine:
 
     # -- specs, bindings, keys ------------------------------------------------------
 
-    def _spec(self, spec: Spec | str) -> Spec:
-        if isinstance(spec, Spec):
-            self._specs.setdefault(spec.name, spec)
-            return spec
-        cached = self._specs.get(spec)
-        if cached is None:
-            cached = load_spec(spec)
-            self._specs[spec] = cached
-            self._specs.setdefault(cached.name, cached)
-        return cached
-
-    def _binding(self, spec: Spec | str, lifecycle: str) -> Binding:
-        # Registering many jobs looks the same binding up again and again:
-        # by the caller's own spec object or name first, then by content.
-        quick = (spec if isinstance(spec, str) else id(spec), lifecycle)
-        found = self._bound.get(quick)
-        if found is not None:
-            return found
-        found = self._bound[quick] = self._binding_of(self._spec(spec), lifecycle)
-        return found
-
-    def _binding_of(self, loaded: Spec, lifecycle: str) -> Binding:
-        service = loaded.service
-        base = self._base_urls.get(service.name)
-        if base is None and service.base_url_env:
-            base = self._env.get(service.base_url_env) or None
-        base = base or service.base_url
-        key = (loaded.content_hash or loaded.name, lifecycle, base)
-        found = self._bindings.get(key)
-        if found is None:
-            found = self._bindings[key] = self._bind(loaded, lifecycle, base)
-        return found
-
-    def _bind(self, spec: Spec, lifecycle: str, base_url: str) -> Binding:
-        service = spec.service
-        auth: tuple[str, str] | None = None
-        if service.auth is not None:
-            value = self._env.get(service.auth.env)
-            if value:
-                scheme = service.auth.scheme
-                auth = (service.auth.header, f"{scheme} {value}" if scheme else value)
-                self._secrets.add(value)
-                self._secrets.add(auth[1])
-            elif service.auth.required:
-                raise CredentialError(service.name, service.auth.env)
-        scale = self._time_scale
-        if not isinstance(scale, (int, float)):
-            scale = scale.get(service.name, 1.0)
-        self._run.slot(service.name, service.max_in_flight)
-        return bind(
-            spec,
-            lifecycle,
-            base_url=base_url,
-            scale=float(scale),
-            auth=auth,
-            secrets=self._secrets,
-        )
-
     def _new_key(self) -> str:
+        if self._store is not None:
+            # Unique across every process sharing the store.
+            return f"j{uuid.uuid4().hex[:16]}"
         key = f"j{next(self._keys)}"
         while key in self._run.jobs:
             key = f"j{next(self._keys)}"
         return key
 
     # -- publishing a step -------------------------------------------------------------
-
-    def _adopt_stored(self, b: Binding, job: JobState) -> Live:
-        """Register a job taken from the store (see ``engine._resume``)."""
-        live = Live(b, job)
-        self._run.register(live)
-        number = job.key[1:]
-        if job.key.startswith("j") and number.isdigit():
-            self._keys = itertools.count(max(int(number) + 1, next(self._keys)))
-        return live
-
-
-def _inputs(
-    b: Binding, given: Mapping[str, Any], *, for_submit: bool
-) -> dict[str, Any]:
-    """Check the caller's inputs against the lifecycle's and fill in defaults.
-
-    Every problem is reported at once: unknown names (with a did-you-mean)
-    and every missing required input.
-
-    Raises:
-        InputError: naming what is wrong.
-    """
-    declared = b.declared
-    if not given and not (for_submit and b.required):
-        # The common case of adopting many jobs: every job shares one
-        # read-only defaults dict instead of building its own.
-        return b.defaults
-    problems = []
-    names = ", ".join(declared) or "none"
-    for name in given:
-        if name not in declared:
-            close = difflib.get_close_matches(name, list(declared), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"unknown input {name!r}{hint}")
-    missing = [
-        name
-        for name in b.required
-        if for_submit and given.get(name) is None and declared[name].default is None
-    ]
-    if missing:
-        problems.append("missing required input(s): " + ", ".join(missing))
-    if problems:
-        msg = f"{b.name}: " + "; ".join(problems) + f". Declared: {names}"
-        raise InputError(msg)
-    values: dict[str, Any] = {}
-    for name, spec_input in declared.items():
-        if given.get(name) is not None:
-            values[name] = given[name]
-        elif spec_input.default is not None:
-            values[name] = spec_input.default
-    return values or dict(_EMPTY)
-
-
-def _check_filters(b: Binding, filters: Mapping[str, Any] | None) -> None:
-    """Refuse unknown item filters before anything is sent (a typo must not widen a listing)."""
-    if not filters:
-        return
-    items = b.lifecycle.items
-    if items is None:
-        msg = f"{b.name} has no items to filter"
-        raise InputError(msg)
-    declared = [f.name for f in items.filters]
-    for name in filters:
-        if name not in declared:
-            close = difflib.get_close_matches(name, declared, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ";"
-            names = ", ".join(declared)
-            msg = f"unknown item filter {name!r} for {b.name}{hint} Declared: {names}"
-            raise InputError(msg)

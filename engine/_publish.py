@@ -6,9 +6,10 @@ redactor, which knows the live secrets and the spec's sensitive pointers and
 query parameters: the audit log, the store, the log lines and the events all
 get the redacted copy.
 
-Order matters: the audit record is written first, then the store (so that a
-restart can reconcile a store that lagged behind its log), then the log line,
-then hooks (which see only what is already committed).
+Order matters: the step is committed first (with a store, its records and
+the job's new state in one transaction; else the records to the audit
+sink), then the log lines, then hooks, which see only what is committed. A
+hook's failure is itself recorded, by the driver, as one more commit.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from engine import _events as ev
 from engine._core.binding import Binding
 from engine._core.state import JobResult, JobState, Record
 from engine._hooks import HookRegistry
 from engine.audit import AuditEntry, AuditSink, AuditWriteError, spec_entry
-from engine.stores import JobStore
+from engine.stores import JobStore, Lease
 
-__all__ = ["Publisher"]
+__all__ = ["LeaseLost", "Publisher"]
 
 logger = logging.getLogger("statepoll.engine")
 
@@ -33,8 +36,17 @@ logger = logging.getLogger("statepoll.engine")
 _NOT_AUDITED = frozenset({"polled"})
 
 
+class LeaseLost(Exception):  # noqa: N818 - a signal between the publish path and its driver
+    """The job was claimed by another driver since this one took it: the step was not written."""
+
+
 class Publisher:
-    """Publishes steps for one driver (its audit sink, store and hooks)."""
+    """Publishes steps for one driver (its store, its audit sink and its hooks).
+
+    With a store, a step's audit records and the job's new state are one
+    commit; an audit sink given too receives a copy of the records (the
+    store's own audit table is the log). Without a store, the sink is the log.
+    """
 
     def __init__(
         self,
@@ -43,7 +55,7 @@ class Publisher:
         store: JobStore | None,
         hooks: HookRegistry,
     ) -> None:
-        """Publish to ``audit`` and ``store`` (each optional) and ``hooks``."""
+        """Publish to ``store`` and ``audit`` (each optional) and ``hooks``."""
         self.audit = audit
         self.store = store
         self.hooks = hooks
@@ -52,59 +64,123 @@ class Publisher:
         #: Specs whose document this publisher wrote into the audit log.
         self._specs_written: set[str] = set()
 
-    async def publish(
+    async def add(
+        self,
+        b: Binding,
+        job: JobState,
+        records: Sequence[Record],
+        *,
+        hold: bool,
+        now: float,
+    ) -> Lease | None:
+        """Write a new job (an intent, a submission, an adoption) and its first records.
+
+        Returns its lease with a store (``None`` without one).
+        """
+        entries = self._entries(b, job, records)
+        lease = None
+        if self.store is not None:
+            lease = await self.store.add(_stored(b, job), entries, hold=hold, now=now)
+        self._copy(b, job, entries)
+        return lease
+
+    async def persist(
+        self,
+        b: Binding,
+        job: JobState,
+        records: Sequence[Record],
+        lease: Lease | None,
+        *,
+        hold: bool,
+        now: float,
+        always: bool = False,
+    ) -> Lease | None:
+        """Write one step: its redacted records and the job's new state, in one commit.
+
+        A step that changed nothing but the due time (a plain poll) is not
+        committed unless ``always`` (a store-leased worker commits every
+        step: the store holds the due time). Returns the lease to use next.
+
+        Raises:
+            LeaseLost: the job was claimed by another driver; nothing was written.
+        """
+        entries = self._entries(b, job, records)
+        if (
+            self.store is not None
+            and lease is not None
+            and (entries or always or job.done)
+        ):
+            moved = await self.store.commit(
+                _stored(b, job), entries, lease, hold=hold and not job.done, now=now
+            )
+            if moved is None:
+                raise LeaseLost
+            lease = moved
+        self._copy(b, job, entries)
+        return lease
+
+    async def announce(
         self,
         b: Binding,
         job: JobState,
         records: Sequence[Record],
         *,
         result: JobResult | None = None,
-    ) -> None:
-        """Publish one step of ``job`` (its new state and what explains it).
+    ) -> list[Record]:
+        """Write the step's log lines and call its hooks; return hook failures to record.
 
         ``result`` is the job's result when the step ended it (handed to
-        ``completed`` hooks).
+        ``completed`` hooks). Hook failures come back as ``hook_failed``
+        records (already redacted) for the caller to persist.
         """
-        redact = b.redactor.redact
         wanted = self.hooks.wanted
-        changed = False
-        for record in records:
-            if record.kind in _NOT_AUDITED:
-                continue
-            changed = True
-            if self.audit is not None and job.job_id:
-                self._append(b, job, record)
-        # A plain poll (no record but "polled") is not committed: its only
-        # change is the due time, and a restart polls a stale one at once.
-        if self.store is not None and job.job_id and (changed or job.done):
-            if job.done:
-                self.store.remove(job.key)
-            else:
-                snapshot = job.to_json()
-                snapshot["response"] = redact(snapshot["response"])
-                snapshot["result"] = redact(snapshot["result"])
-                self.store.put(job.key, snapshot)
+        failed: list[Record] = []
         for record in records:
             _log(b, job, record)
             if wanted and not wanted.isdisjoint(
                 _EVENTS_OF.get(record.kind, (record.kind,))
             ):
-                await self._dispatch(b, job, record, result)
+                failed.extend(await self._dispatch(b, job, record, result))
+        return failed
 
-    async def record_only(self, b: Binding, job: JobState, record: Record) -> None:
-        """Audit one record that changes nothing in the store (a resume, a spec)."""
-        if self.audit is not None and job.job_id:
-            self._append(b, job, record)
+    def _entries(
+        self, b: Binding, job: JobState, records: Sequence[Record]
+    ) -> list[AuditEntry]:
+        """Return the redacted audit entries of a step (a spec entry first, once per spec)."""
+        entries: list[AuditEntry] = []
+        for record in records:
+            if record.kind in _NOT_AUDITED:
+                continue
+            spec = b.spec
+            if spec.content_hash not in self._specs_written:
+                # The spec itself, once per session: verify can then check
+                # every move even after the spec file moved, changed or went.
+                self._specs_written.add(spec.content_hash)
+                entries.append(b.redactor.entry(spec_entry(spec, spec.document)))
+            entries.append(b.redactor.entry(self._entry(b, job, record)))
+        return entries
 
-    def _append(self, b: Binding, job: JobState, record: Record) -> None:
-        assert self.audit is not None  # noqa: S101 - callers checked
-        spec = b.spec
-        if spec.content_hash not in self._specs_written:
-            # The spec itself, once per session: verify can then check every
-            # move even after the spec file moved, changed or went away.
-            self._specs_written.add(spec.content_hash)
-            self._write(b, job, spec_entry(spec, spec.document))
-        entry = AuditEntry(
+    def _copy(self, b: Binding, job: JobState, entries: Sequence[AuditEntry]) -> None:
+        """Append ``entries`` to the audit sink, if there is one."""
+        if self.audit is None:
+            return
+        for entry in entries:
+            try:
+                self.audit.append(entry)
+            except (AuditWriteError, OSError):
+                # Reported, never silently dropped: the log is the audit
+                # trail, so the operator must know it has a hole.
+                self.audit_failures += 1
+                logger.exception(
+                    "audit sink failed to write a %s record for %s/%s job %s",
+                    entry.kind,
+                    b.spec.name,
+                    b.lifecycle.name,
+                    job.job_id,
+                )
+
+    def _entry(self, b: Binding, job: JobState, record: Record) -> AuditEntry:
+        return AuditEntry(
             kind=record.kind,
             service=b.spec.name,
             lifecycle=record.item_lifecycle or b.lifecycle.name,
@@ -120,47 +196,35 @@ class Publisher:
             observed=record.observed,
             detail=dict(record.detail or {}),
         )
-        self._write(b, job, entry)
-
-    def _write(self, b: Binding, job: JobState, entry: AuditEntry) -> None:
-        assert self.audit is not None  # noqa: S101 - callers checked
-        try:
-            self.audit.append(b.redactor.entry(entry))
-        except (AuditWriteError, OSError):
-            # Reported, never silently dropped: the log is the audit trail,
-            # so the operator must know it has a hole.
-            self.audit_failures += 1
-            logger.exception(
-                "audit sink failed to write a %s record for %s/%s job %s",
-                entry.kind,
-                b.spec.name,
-                b.lifecycle.name,
-                job.job_id,
-            )
 
     async def _dispatch(
         self, b: Binding, job: JobState, record: Record, result: JobResult | None
-    ) -> None:
+    ) -> list[Record]:
         redact = b.redactor.redact
+        failed: list[Record] = []
         for event in _events(b, job, record, result, redact):
             if event.name not in self.hooks.wanted:
                 continue
-            failures = await self.hooks.dispatch(event, b.redactor.text)
-            for failure in failures:
-                self._hook_failed(b, job, failure)
+            for failure in await self.hooks.dispatch(event, b.redactor.text):
+                failed.append(
+                    Record(
+                        kind="hook_failed",
+                        detail={
+                            "hook": failure.hook,
+                            "event": failure.event,
+                            "error": failure.error,
+                        },
+                    )
+                )
+        return failed
 
-    def _hook_failed(self, b: Binding, job: JobState, failure: ev.HookFailed) -> None:
-        if self.audit is None or not job.job_id:
-            return
-        record = Record(
-            kind="hook_failed",
-            detail={
-                "hook": failure.hook,
-                "event": failure.event,
-                "error": failure.error,
-            },
-        )
-        self._append(b, job, record)
+
+def _stored(b: Binding, job: JobState) -> JobState:
+    """Return ``job`` as a store keeps it: bodies redacted by the spec's pointers."""
+    if job.response is None and job.result is None:
+        return job
+    redact = b.redactor.redact
+    return attrs.evolve(job, response=redact(job.response), result=redact(job.result))
 
 
 #: The events a record kind stands for, where it is not just the one of its name.

@@ -38,16 +38,19 @@ import attrs
 from engine._clock import Clock, SystemClock
 from engine._core import step as core
 from engine._core.binding import Binding
-from engine._core.state import JobRef, JobResult, JobState, Phase
+from engine._core.state import JobRef, JobResult, JobState, Phase, Record
 from engine._errors import CancelError, RemoteError
 from engine._exchange import exchange
-from engine._publish import Publisher
+from engine._publish import LeaseLost, Publisher
 from engine._remote import Remote
+from engine.stores import Lease, StoreError
 
 __all__ = ["DueHeap", "Live", "Scheduler", "ServiceSlot"]
 
 logger = logging.getLogger("statepoll.engine")
 
+#: A step the store failed to write is tried again this much later.
+_STORE_RETRY: Final = 5.0
 #: A request of a job whose deadline has passed gets this long (at most, times the
 #: service's time scale) to finish: the last look at the deadline needs an answer.
 _GRACE: Final = 5.0
@@ -117,16 +120,19 @@ class Live:
         "in_flight",
         "job",
         "key",
+        "lease",
         "poll_link",
         "poll_url",
         "result",
         "waiter",
     )
 
-    def __init__(self, b: Binding, job: JobState) -> None:
+    def __init__(self, b: Binding, job: JobState, lease: Lease | None = None) -> None:
         self.b = b
         self.job = job
         self.key = job.key
+        #: The store's hold on the job (``None`` without a store).
+        self.lease = lease
         self.generation = 0
         self.in_flight = False
         self.cancel_pending = False
@@ -219,15 +225,49 @@ class Scheduler:
         """Hold ``live`` (a new job, or one taken from a store)."""
         self.jobs[live.key] = live
 
+    async def begin(self, live: Live, step: core.Step) -> None:
+        """Hold a new job: write it with its first records, announce them, schedule it."""
+        job = step.job
+        live.lease = await self.publisher.add(
+            live.b, job, step.records, hold=True, now=self.clock.now()
+        )
+        self.register(live)
+        await self.after(live, step)
+
     async def commit(self, live: Live, step: core.Step) -> None:
-        """Publish ``step`` and act on it: resolve waiters, apply a pending cancel, schedule."""
+        """Write ``step`` and act on it: resolve waiters, apply a pending cancel, schedule.
+
+        When the store refuses the step (another driver holds the job now),
+        the job leaves this driver. When the store fails, the step is not
+        applied: the job is tried again a little later.
+        """
+        job = step.job
+        b = live.b
+        try:
+            live.lease = await self.publisher.persist(
+                b, job, step.records, live.lease, hold=True, now=self.clock.now()
+            )
+        except LeaseLost:
+            self.lost(live)
+            return
+        except StoreError:
+            logger.exception("cannot write %s job %s to its store", b.name, job.job_id)
+            live.job = attrs.evolve(live.job, due=self.clock.now() + _STORE_RETRY)
+            self.schedule(live)
+            return
+        await self.after(live, step)
+
+    async def after(self, live: Live, step: core.Step) -> None:
+        """Act on a written step: announce it, settle waiters, schedule what comes next."""
         job = step.job
         live.job = job
         b = live.b
         result = None
         if job.done:
             result = job.to_result(b.lifecycle.state(job.state).outcome)
-        await self.publisher.publish(b, job, step.records, result=result)
+        failed = await self.publisher.announce(b, job, step.records, result=result)
+        if failed:
+            await self.record(live, failed)
         waiter = live.cancel_waiter
         for record in step.records:
             if record.kind == "cancel_requested" and waiter is not None:
@@ -248,6 +288,32 @@ class Scheduler:
             else:
                 live.job = due
         self.schedule(live)
+
+    async def record(self, live: Live, records: list[Record]) -> None:
+        """Write records that change nothing in the job (a hook's failure)."""
+        try:
+            live.lease = await self.publisher.persist(
+                live.b, live.job, records, live.lease, hold=True, now=self.clock.now()
+            )
+        except LeaseLost:
+            self.lost(live)
+        except StoreError:
+            logger.exception("cannot record %s for %s", records[0].kind, live.b.name)
+
+    def lost(self, live: Live) -> None:
+        """The job was taken over by another driver (this one lapsed): let it go."""
+        logger.warning(
+            "%s job %s was taken over by another driver; this one lets it go",
+            live.b.name,
+            live.job.job_id,
+        )
+        live.generation += 1
+        if self.jobs.get(live.key) is live:
+            del self.jobs[live.key]
+        # A waiter goes on reading the store (see AsyncEngine.wait).
+        if live.waiter is not None and not live.waiter.done():
+            live.waiter.set_exception(LeaseLost())
+        self.settle_cancel(live, accepted=False)
 
     def ended(self, live: Live, result: JobResult) -> None:
         live.result = result

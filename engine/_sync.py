@@ -25,6 +25,7 @@ from typing import Any, Self, TypeVar, Unpack, overload
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from engine._core.state import JobStatus
 from engine._engine import AsyncEngine, EngineOptions, JobRef, JobResult
 from engine._errors import EngineClosedError
 from statemachines import Spec
@@ -135,6 +136,27 @@ class Engine:
                 spec, lifecycle, inputs, item_filters=item_filters, **more_inputs
             )
         )
+
+    def enqueue(
+        self,
+        spec: Spec | str,
+        lifecycle: str,
+        /,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        item_filters: Mapping[str, Any] | None = None,
+        **more_inputs: Any,
+    ) -> JobRef:
+        """Create a job and leave it in the store (see :meth:`AsyncEngine.enqueue`)."""
+        return self._call(
+            lambda: self._core.enqueue(
+                spec, lifecycle, inputs, item_filters=item_filters, **more_inputs
+            )
+        )
+
+    def status(self, job: JobRef) -> JobStatus:
+        """Return where the job is now (see :meth:`AsyncEngine.status`)."""
+        return self._call(lambda: self._core.status(job))
 
     def track(
         self,

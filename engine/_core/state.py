@@ -19,7 +19,7 @@ import attrs
 from engine._errors import JobError, JobFailed, JobTimedOut, RemoteError, RemoteKind
 from statemachines import Outcome
 
-__all__ = ["End", "JobRef", "JobResult", "JobState", "Phase", "Record"]
+__all__ = ["End", "JobRef", "JobResult", "JobState", "JobStatus", "Phase", "Record"]
 
 
 class Phase(enum.StrEnum):
@@ -103,6 +103,29 @@ class JobResult:
             msg = f"{job.service}/{job.lifecycle} job {job.job_id} ended {self.state} ({outcome})"
             raise JobFailed(msg, outcome=outcome, job=self.job, last_state=self.state)
         return self
+
+
+@attrs.frozen(kw_only=True)
+class JobStatus:
+    """Where a job is now: its state, what is sent next and when, and how it ended.
+
+    ``phase`` is ``submit``, ``lookup``, ``poll``, ``items``, ``result``,
+    ``cancel`` or ``done``; ``ended`` is ``None`` while the job is live, else
+    ``completed``, ``timed_out``, ``errored`` or ``forgotten``.
+    """
+
+    job: JobRef
+    state: str
+    phase: str
+    ended: str | None
+    polls: int
+    due: float | None
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has ended."""
+        return self.ended is not None
 
 
 @attrs.frozen(kw_only=True)
@@ -260,6 +283,18 @@ class JobState:
             # ValueError: a phase or an end the core does not know.
             msg = f"not a job snapshot: {exc!r}"
             raise ValueError(msg) from exc
+
+    def where(self) -> JobStatus:
+        """Return where this job is, for callers (no bodies, nothing secret)."""
+        return JobStatus(
+            job=self.ref(),
+            state=self.state,
+            phase=self.phase.value,
+            ended=self.end.value if self.end is not None else None,
+            polls=self.polls,
+            due=None if self.done else self.due,
+            error=None if self.error is None else str(self.error.get("message")),
+        )
 
     def to_result(self, outcome: Outcome | None) -> JobResult:
         """Return how this (ended) job ended, for callers and hooks.

@@ -19,7 +19,7 @@ legality), ``_report`` (show and stats).
 from ._entry import AUDIT_KINDS, AuditEntry, spec_entry
 from ._errors import AuditFormatError, AuditWriteError
 from ._read import read_records
-from ._records import GENESIS, build_record, record_hash
+from ._records import GENESIS, build_chained_record, build_record, record_hash
 from ._redact import Redactor
 from ._report import LifecycleStats, StateTime, format_stats, log_stats, show_log
 from ._sinks import AuditSink, JsonlAuditLog, SqliteAuditLog, open_audit
@@ -39,6 +39,7 @@ __all__ = [
     "SqliteAuditLog",
     "StateTime",
     "VerifyReport",
+    "build_chained_record",
     "build_record",
     "format_stats",
     "log_stats",

@@ -85,10 +85,10 @@ def _check_tables(path: Path, name: str) -> None:
     except sqlite3.Error as exc:
         msg = f"{name} is not an audit log (unreadable SQLite database: {exc})"
         raise AuditFormatError(msg) from exc
-    if "audit" in tables:
-        return
     if "jobs" in tables:
         msg = f"{name} is a job store, not an audit log"
+    elif "audit" in tables:
+        return
     else:
         msg = f"{name} is not an audit log (an SQLite database without an audit table)"
     raise AuditFormatError(msg)

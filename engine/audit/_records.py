@@ -92,6 +92,42 @@ def build_record(
     return record
 
 
+def build_chained_record(
+    entry: AuditEntry,
+    *,
+    writer: str,
+    wseq: int,
+    wprev: str,
+    job: str | None,
+    jseq: int | None,
+    jprev: str | None,
+    time: str | None = None,
+) -> dict[str, Any]:
+    """Return the record for ``entry`` in a database store's audit table, hash included.
+
+    Several drivers write one store at once, so there is no single chain
+    without a global lock. Each record is in two chains instead: its
+    writer's (``writer``/``wseq``/``wprev``: one process's connection, in
+    commit order) and its job's (``job``/``jseq``/``jprev``: a job has one
+    owner at a time, so its records are written in order). Removing,
+    reordering or editing a record breaks one of them, and the job's head is
+    kept in the job's own row. A ``spec`` record belongs to no job.
+    """
+    links: dict[str, Any] = {
+        "writer": writer,
+        "wseq": wseq,
+        "wprev": wprev,
+        "job": job,
+        "jseq": jseq,
+        "jprev": jprev,
+    }
+    record = build_record(entry, seq=0, prev="", time=time)
+    del record["seq"], record["prev"], record["hash"]
+    chained = {**links, **record}
+    chained["hash"] = record_hash(chained)
+    return chained
+
+
 def _utf8(text: str) -> str:
     # A lone surrogate ("\ud800" in a service's JSON) cannot be encoded: the
     # line could not be written, nor its hash computed. "?" stands in for it.

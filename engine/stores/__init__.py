@@ -1,92 +1,56 @@
-"""Durable job store: what a restarted engine needs to resume every live job.
+"""Job stores: where jobs live between steps, owned by one driver at a time.
 
-The store is an interface (:class:`JobStore`); :class:`SqliteJobStore` is the
-default backend. Snapshots are plain JSON (no pickle anywhere): spec source and
-hash, lifecycle, ids, state, attempt counters, due time and deadline (as wall
-clock, since monotonic time does not survive a restart), links taken from the
-submit response, item states and the JSON inputs needed to fetch the result.
+:class:`SqliteJobStore` is the embedded default (one machine, several
+processes); :class:`PostgresJobStore` is for several machines. Both keep the
+audit log in the same transaction as the state it explains. A store is named
+by a URL: a plain path or ``sqlite:///relative/path`` /
+``sqlite:////absolute/path`` (as SQLAlchemy writes them) for SQLite, and
+``postgresql://user@host:port/dbname`` for PostgreSQL.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
 
-__all__ = ["JobStore", "SqliteJobStore", "open_store"]
+from engine.stores._base import JobStore, Lease, StoreError, new_owner
+from engine.stores._sqlite import SqliteJobStore
 
-
-class JobStore(Protocol):
-    """Where live jobs are kept between polls."""
-
-    def put(self, key: str, snapshot: Mapping[str, Any]) -> None:
-        """Insert or replace the snapshot of job ``key``."""
-        ...
-
-    def remove(self, key: str) -> None:
-        """Forget job ``key`` (it finished)."""
-        ...
-
-    def unfinished(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Yield ``(key, snapshot)`` of every job still live."""
-        ...
-
-    def close(self) -> None:
-        """Release the backend."""
-        ...
+__all__ = [
+    "JobStore",
+    "Lease",
+    "SqliteJobStore",
+    "StoreError",
+    "new_owner",
+    "open_store",
+    "store_path",
+]
 
 
-class SqliteJobStore:
-    """Job snapshots in one SQLite table (WAL mode, a commit per change)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Open (or create) the store at ``path``."""
-        self.path = os.fspath(path)
-        # The engine writes from one event loop thread; the lock keeps the
-        # blocking facade and resume checks safe if they overlap.
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False
+def store_path(url: str | os.PathLike[str]) -> str | None:
+    """Return the SQLite file a store URL names, or ``None`` for another kind of store."""
+    text = os.fspath(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        return None
+    if text.startswith("sqlite:///"):
+        return text.removeprefix("sqlite:///")
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        msg = (
+            f"unsupported store URL scheme {scheme!r}: use a path, sqlite:///path "
+            "or postgresql://user@host:port/dbname"
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, snapshot TEXT NOT NULL)"
-        )
-
-    def put(self, key: str, snapshot: Mapping[str, Any]) -> None:
-        """Insert or replace the snapshot of job ``key``."""
-        text = json.dumps(snapshot, separators=(",", ":"), sort_keys=True)
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO jobs (key, snapshot) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET snapshot = excluded.snapshot",
-                (key, text),
-            )
-
-    def remove(self, key: str) -> None:
-        """Forget job ``key``."""
-        with self._lock:
-            self._db.execute("DELETE FROM jobs WHERE key = ?", (key,))
-
-    def unfinished(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Yield every stored job, oldest key first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT key, snapshot FROM jobs ORDER BY key"
-            ).fetchall()
-        for key, text in rows:
-            yield key, json.loads(text)
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
+        raise StoreError(msg)
+    return text
 
 
-def open_store(path: str | os.PathLike[str]) -> JobStore:
-    """Open the default store backend at ``path``."""
-    return SqliteJobStore(path)
+def open_store(url: str | os.PathLike[str]) -> JobStore:
+    """Return the store a URL or path names (connected by ``open()``).
+
+    Raises:
+        StoreError: for an unsupported URL.
+    """
+    path = store_path(url)
+    if path is not None:
+        return SqliteJobStore(path)
+    msg = "this build has no PostgreSQL job store yet"
+    raise StoreError(msg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -48,9 +49,12 @@ def _entry() -> AuditEntry:
 
 
 def _job_store(path: Path) -> Path:
-    store = open_store(path)
-    close: Callable[[], None] = store.close
-    close()
+    async def create() -> None:
+        store = open_store(path)
+        await store.open("test", lease=30.0, now=0.0)
+        await store.close()
+
+    asyncio.run(create())
     return path
 
 

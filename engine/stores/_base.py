@@ -1,0 +1,116 @@
+"""What every job store offers: jobs owned by one driver at a time, state and audit in one commit.
+
+A store is the source of truth for live jobs. Drivers (an ``AsyncEngine``
+with a store, a ``Worker``) take jobs with a **lease**: each driver is an
+*owner* that heartbeats its own row, and a job whose owner's heartbeat has
+lapsed is free to claim again. Every claim bumps the job's **fencing
+token**; every commit names the token it holds and is refused when the job
+was claimed since (a driver paused past its lease cannot write over its
+successor). A step's audit records and the job's new state are committed
+together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from engine._core.state import JobState
+from engine.audit import AuditEntry
+from statemachines import StatepollError
+
+__all__ = ["JobStore", "Lease", "StoreError", "new_owner"]
+
+
+class StoreError(StatepollError, ValueError):
+    """A store could not be opened or used (not a store, an unsupported URL, a newer schema)."""
+
+
+@attrs.frozen
+class Lease:
+    """A driver's hold on one job: the fencing token, and the head of the job's audit chain."""
+
+    key: str
+    token: int
+    #: Records in the job's audit chain so far, and the hash of the last one.
+    jseq: int
+    jhead: str
+
+
+def new_owner() -> str:
+    """Return an owner name unique to this process: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class JobStore(Protocol):
+    """Where jobs live between steps, owned by one driver at a time."""
+
+    #: Where the store is, for messages (never a password).
+    url: str
+
+    async def open(self, owner: str, *, lease: float, now: float) -> None:
+        """Connect, create or migrate the schema, and register ``owner`` with a lease."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection (not the jobs: see :meth:`release`)."""
+        ...
+
+    async def heartbeat(self, *, now: float) -> None:
+        """Extend the owner's lease to ``now`` plus the lease length."""
+        ...
+
+    async def release(self) -> None:
+        """Give up every job the owner holds (they become free at their due time)."""
+        ...
+
+    async def add(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        *,
+        hold: bool,
+        now: float,
+    ) -> Lease:
+        """Insert a new job and its first records; held by the owner when ``hold``."""
+        ...
+
+    async def commit(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        *,
+        hold: bool,
+        now: float,
+    ) -> Lease | None:
+        """Write a step: the job's new state and its records, in one transaction.
+
+        Returns the lease to use next (its audit chain moved on), or ``None``
+        when the job was claimed by another driver since ``lease`` was given
+        (nothing is written). Without ``hold`` the job is released.
+        """
+        ...
+
+    async def claim(
+        self, *, now: float, limit: int, due_only: bool = True
+    ) -> list[tuple[JobState, Lease]]:
+        """Take up to ``limit`` free, unfinished jobs (those due by ``now`` when ``due_only``)."""
+        ...
+
+    async def get(self, key: str) -> JobState | None:
+        """Return the job called ``key`` as last committed, or ``None``."""
+        ...
+
+    async def next_due(self, *, now: float) -> float | None:
+        """Return the earliest due time of a job free at ``now`` (``None``: there is none)."""
+        ...
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Return when another driver may have added or advanced a job, or after ``timeout``."""
+        ...

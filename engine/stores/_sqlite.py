@@ -1,0 +1,516 @@
+"""The embedded store: one SQLite file shared by the processes of one machine.
+
+WAL mode, short transactions (``BEGIN IMMEDIATE`` takes the write lock at
+once, so two processes never deadlock upgrading a read), and every call on
+one thread of its own: sqlite3 blocks, and the engine's event loop must not.
+Another process's commits are noticed through ``PRAGMA data_version``, which
+changes when any other connection commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from engine._core.state import JobState, Phase
+from engine.audit import GENESIS, AuditEntry, build_chained_record
+from engine.stores._base import Lease, StoreError
+
+__all__ = ["SCHEMA_VERSION", "SqliteJobStore", "read_sqlite_records"]
+
+logger = logging.getLogger("statepoll.store")
+
+T = TypeVar("T")
+
+#: The schema this code writes; older ones are migrated when opened.
+SCHEMA_VERSION: Final = 2
+#: Finished jobs stay readable (wait, state_of, audit heads) this long.
+KEEP_DONE: Final = 7 * 24 * 3600.0
+#: How often another process's commits are looked for while waiting.
+_WATCH: Final = 0.05
+#: A job whose snapshot cannot be read is left alone this long.
+_SHELVE: Final = 3600.0
+
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        key TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        lifecycle TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        due REAL NOT NULL,
+        owner TEXT,
+        token INTEGER NOT NULL DEFAULT 0,
+        audit_seq INTEGER NOT NULL DEFAULT 0,
+        audit_head TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        updated REAL NOT NULL,
+        shelved REAL NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due) WHERE done = 0",
+    "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner) WHERE owner IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (updated) WHERE done = 1",
+    """CREATE TABLE IF NOT EXISTS owners (
+        owner TEXT PRIMARY KEY,
+        lease_until REAL NOT NULL,
+        started REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        writer TEXT NOT NULL,
+        wseq INTEGER NOT NULL,
+        job TEXT,
+        jseq INTEGER,
+        record TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        UNIQUE (writer, wseq),
+        UNIQUE (job, jseq)
+    )""",
+)
+
+#: Free: no owner, or an owner whose heartbeat has lapsed.
+_FREE: Final = (
+    "(j.owner IS NULL OR NOT EXISTS "
+    "(SELECT 1 FROM owners o WHERE o.owner = j.owner AND o.lease_until >= :now))"
+)
+
+
+class SqliteJobStore:
+    """Jobs, owners and the audit log in one SQLite file (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Use the store at ``path`` (created on :meth:`open`)."""
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.owner = ""
+        self._lease = 30.0
+        self._db: sqlite3.Connection | None = None
+        # One thread for every call: sqlite3 connections belong to a thread,
+        # and the calls of one store are serialized, in order, for free.
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="statepoll-sqlite"
+        )
+        #: This writer's audit chain (advanced only after a commit).
+        self._wseq = 0
+        self._wprev = GENESIS
+        self._version = 0
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    # -- opening ----------------------------------------------------------------------
+
+    async def open(self, owner: str, *, lease: float, now: float) -> None:
+        """Open (or create) the file, migrate its schema, and register ``owner``."""
+        self.owner = owner
+        self._lease = lease
+        await self._call(self._open_sync, now)
+
+    def _open_sync(self, now: float) -> None:
+        if (
+            self.path.exists()
+            and self.path.stat().st_size
+            and not _is_sqlite(self.path)
+        ):
+            msg = f"{self.path} is not a job store (not a SQLite database)"
+            raise StoreError(msg)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except sqlite3.Error as exc:
+            msg = f"cannot open the job store {self.path}: {exc}"
+            raise StoreError(msg) from exc
+        self._db = db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        with self._transaction(db):
+            self._migrate(db)
+            db.execute(
+                "INSERT INTO owners (owner, lease_until, started) VALUES (?, ?, ?) "
+                "ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
+                (self.owner, now + self._lease, now),
+            )
+        self._version = db.execute("PRAGMA data_version").fetchone()[0]
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if "audit" in tables and "jobs" not in tables and "meta" not in tables:
+            msg = f"{self.path} is an audit log, not a job store"
+            raise StoreError(msg)
+        legacy = "jobs" in tables and "meta" not in tables
+        if legacy:
+            db.execute("ALTER TABLE jobs RENAME TO jobs_v1")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        version = int(row[0]) if row else (1 if legacy else SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            msg = (
+                f"{self.path} was written by a newer statepoll (schema {version}, "
+                f"this one knows {SCHEMA_VERSION}); upgrade statepoll to use it"
+            )
+            raise StoreError(msg)
+        if legacy:
+            _migrate_v1(db)
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+
+    async def close(self) -> None:
+        """Close the connection and its thread."""
+        if self._db is not None:
+            await self._call(self._db.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    # -- owners -------------------------------------------------------------------------
+
+    async def heartbeat(self, *, now: float) -> None:
+        """Extend the owner's lease, and purge finished jobs past their keeping time."""
+        await self._call(self._heartbeat_sync, now)
+
+    def _heartbeat_sync(self, now: float) -> None:
+        db = self._conn()
+        with self._transaction(db):
+            db.execute(
+                "UPDATE owners SET lease_until = ? WHERE owner = ?",
+                (now + self._lease, self.owner),
+            )
+            db.execute(
+                "DELETE FROM jobs WHERE done = 1 AND updated < ?", (now - KEEP_DONE,)
+            )
+            db.execute("DELETE FROM owners WHERE lease_until < ?", (now - KEEP_DONE,))
+
+    async def release(self) -> None:
+        """Free every job this owner holds, and drop its heartbeat."""
+        await self._call(self._release_sync)
+
+    def _release_sync(self) -> None:
+        db = self._conn()
+        with self._transaction(db):
+            db.execute("UPDATE jobs SET owner = NULL WHERE owner = ?", (self.owner,))
+            db.execute("DELETE FROM owners WHERE owner = ?", (self.owner,))
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def add(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        *,
+        hold: bool,
+        now: float,
+    ) -> Lease:
+        """Insert a new job and its first records (see ``JobStore.add``)."""
+        return await self._call(self._add_sync, job, entries, hold=hold, now=now)
+
+    def _add_sync(
+        self, job: JobState, entries: Sequence[AuditEntry], *, hold: bool, now: float
+    ) -> Lease:
+        db = self._conn()
+        lease = Lease(job.key, 1, 0, GENESIS)
+        with self._transaction(db):
+            rows, lease = self._chain(entries, lease)
+            db.execute(
+                "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
+                "owner, token, audit_seq, audit_head, snapshot, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                (
+                    job.key,
+                    job.service,
+                    job.lifecycle,
+                    job.job_id,
+                    job.phase.value,
+                    int(job.done),
+                    job.due,
+                    self.owner if hold else None,
+                    lease.jseq,
+                    lease.jhead,
+                    _json(job.to_json()),
+                    now,
+                ),
+            )
+            self._insert(db, rows)
+        self._advance(rows)
+        return lease
+
+    async def commit(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        *,
+        hold: bool,
+        now: float,
+    ) -> Lease | None:
+        """Write a step, fenced by ``lease`` (see ``JobStore.commit``)."""
+        return await self._call(
+            self._commit_sync, job, entries, lease, hold=hold, now=now
+        )
+
+    def _commit_sync(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        *,
+        hold: bool,
+        now: float,
+    ) -> Lease | None:
+        try:
+            return self._write_step(job, entries, lease, hold=hold, now=now)
+        except _Fenced:
+            return None  # rolled back: the job has another owner now
+
+    def _write_step(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        *,
+        hold: bool,
+        now: float,
+    ) -> Lease:
+        db = self._conn()
+        with self._transaction(db):
+            rows, moved = self._chain(entries, lease)
+            changed = db.execute(
+                "UPDATE jobs SET job_id = ?, phase = ?, done = ?, due = ?, owner = ?, "
+                "audit_seq = ?, audit_head = ?, snapshot = ?, updated = ? "
+                "WHERE key = ? AND token = ?",
+                (
+                    job.job_id,
+                    job.phase.value,
+                    int(job.done),
+                    job.due,
+                    self.owner if hold else None,
+                    moved.jseq,
+                    moved.jhead,
+                    _json(job.to_json()),
+                    now,
+                    lease.key,
+                    lease.token,
+                ),
+            ).rowcount
+            if not changed:
+                raise _Fenced
+            self._insert(db, rows)
+        self._advance(rows)
+        return moved
+
+    def _chain(
+        self, entries: Sequence[AuditEntry], lease: Lease
+    ) -> tuple[list[dict[str, Any]], Lease]:
+        """Chain ``entries`` after this writer's and the job's last records."""
+        rows = []
+        wseq, wprev = self._wseq, self._wprev
+        jseq, jhead = lease.jseq, lease.jhead
+        for entry in entries:
+            own = entry.kind != "spec"
+            record = build_chained_record(
+                entry,
+                writer=self.owner,
+                wseq=wseq + 1,
+                wprev=wprev,
+                job=lease.key if own else None,
+                jseq=jseq + 1 if own else None,
+                jprev=jhead if own else None,
+            )
+            rows.append(record)
+            wseq, wprev = wseq + 1, record["hash"]
+            if own:
+                jseq, jhead = jseq + 1, record["hash"]
+        return rows, Lease(lease.key, lease.token, jseq, jhead)
+
+    def _insert(self, db: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+        db.executemany(
+            "INSERT INTO audit (writer, wseq, job, jseq, record, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (r["writer"], r["wseq"], r["job"], r["jseq"], _json(r), r["hash"])
+                for r in rows
+            ],
+        )
+
+    def _advance(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._wseq = rows[-1]["wseq"]
+            self._wprev = rows[-1]["hash"]
+
+    # -- reading and claiming ------------------------------------------------------------
+
+    async def claim(
+        self, *, now: float, limit: int, due_only: bool = True
+    ) -> list[tuple[JobState, Lease]]:
+        """Take free, unfinished jobs, the most overdue first (see ``JobStore.claim``)."""
+        return await self._call(self._claim_sync, now, limit, due_only=due_only)
+
+    def _claim_sync(
+        self, now: float, limit: int, *, due_only: bool
+    ) -> list[tuple[JobState, Lease]]:
+        db = self._conn()
+        due = "AND j.due <= :now " if due_only else ""
+        claimed = []
+        with self._transaction(db):
+            rows = db.execute(
+                "UPDATE jobs SET owner = :me, token = token + 1 WHERE key IN ("  # noqa: S608 - constants only
+                f"SELECT j.key FROM jobs j WHERE j.done = 0 {due}AND j.shelved <= :now "
+                f"AND {_FREE} "
+                "ORDER BY j.due LIMIT :limit) "
+                "RETURNING key, token, audit_seq, audit_head, snapshot",
+                {"me": self.owner, "now": now, "limit": limit},
+            ).fetchall()
+            for key, token, seq, head, snapshot in rows:
+                try:
+                    job = JobState.from_json(json.loads(snapshot))
+                except ValueError as exc:
+                    # Not a snapshot this code can read (written by a newer
+                    # statepoll, or damaged): reported, and left alone for an
+                    # hour rather than handed from driver to driver.
+                    logger.error("job %s in %s cannot be read: %s", key, self.path, exc)  # noqa: TRY400 - reported, not raised
+                    db.execute(
+                        "UPDATE jobs SET owner = NULL, shelved = ? WHERE key = ?",
+                        (now + _SHELVE, key),
+                    )
+                    continue
+                claimed.append((job, Lease(key, token, seq, head)))
+        return claimed
+
+    async def get(self, key: str) -> JobState | None:
+        """Return job ``key`` as last committed."""
+        return await self._call(self._get_sync, key)
+
+    def _get_sync(self, key: str) -> JobState | None:
+        row = (
+            self._conn()
+            .execute("SELECT snapshot FROM jobs WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else JobState.from_json(json.loads(row[0]))
+
+    async def next_due(self, *, now: float) -> float | None:
+        """Return the earliest due time of a job that is free (or will be) at ``now``."""
+        return await self._call(self._next_due_sync, now)
+
+    def _next_due_sync(self, now: float) -> float | None:
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT MIN(j.due) FROM jobs j WHERE j.done = 0 AND {_FREE}",  # noqa: S608 - a constant
+                {"now": now},
+            )
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Return when another connection committed (``PRAGMA data_version``) or on timeout."""
+        ends = time.monotonic() + max(0.0, timeout)
+        while time.monotonic() < ends:
+            version = await self._call(self._data_version)
+            if version != self._version:
+                self._version = version
+                return
+            await asyncio.sleep(min(_WATCH, max(0.0, ends - time.monotonic())))
+
+    def _data_version(self) -> int:
+        return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            msg = f"the job store {self.path} is not open"
+            raise StoreError(msg)
+        return self._db
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+        # BEGIN IMMEDIATE takes the write lock at once: two processes never
+        # both read, then deadlock upgrading to write.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+class _Fenced(Exception):  # noqa: N818 - a control-flow signal, never raised to a caller
+    """The job was claimed by another driver: roll the commit back."""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(16) == b"SQLite format 3\x00"
+
+
+def _migrate_v1(db: sqlite3.Connection) -> None:
+    """Carry the first store format's snapshots (a 15-key dict per job) over."""
+    for key, text in db.execute("SELECT key, snapshot FROM jobs_v1").fetchall():
+        old = json.loads(text)
+        job = JobState(
+            key=key,
+            service=old["service"],
+            lifecycle=old["lifecycle"],
+            spec_hash=old["spec_hash"],
+            spec_source=old.get("spec_source", ""),
+            job_id=old["job_id"],
+            state=old["state"],
+            phase=Phase.POLL,
+            due=float(old.get("due_wall") or 0.0),
+            deadline=old.get("deadline_wall"),
+            polls=int(old.get("attempts", 0)),
+            polls_in_state=int(old.get("state_attempts", 0)),
+            links=old.get("links"),
+            items=old.get("items") or None,
+            inputs=old.get("inputs") or {},
+            filters=old.get("item_filters"),
+            base_url=old.get("base_url", ""),
+        )
+        db.execute(
+            "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
+            "owner, token, audit_seq, audit_head, snapshot, updated) "
+            "VALUES (?, ?, ?, ?, 'poll', 0, ?, NULL, 0, 0, ?, ?, ?)",
+            (
+                key,
+                job.service,
+                job.lifecycle,
+                job.job_id,
+                job.due,
+                GENESIS,
+                _json(job.to_json()),
+                time.time(),
+            ),
+        )
+    db.execute("DROP TABLE jobs_v1")
+
+
+def read_sqlite_records(path: str | os.PathLike[str]) -> Iterator[Mapping[str, Any]]:
+    """Yield the audit records of a SQLite job store, in commit order (read only)."""
+    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        for (text,) in db.execute("SELECT record FROM audit ORDER BY id"):
+            yield json.loads(text)
+    finally:
+        db.close()
