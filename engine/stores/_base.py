@@ -24,7 +24,7 @@ from engine._core.state import JobState
 from engine.audit import AuditEntry
 from statemachines import StatepollError
 
-__all__ = ["JobStore", "Lease", "StoreError", "new_owner"]
+__all__ = ["JobStore", "Lease", "StoreError", "new_owner", "owner_gone"]
 
 
 class StoreError(StatepollError, ValueError):
@@ -45,6 +45,27 @@ class Lease:
 def new_owner() -> str:
     """Return an owner name unique to this process: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_gone(owner: str) -> bool:
+    """Whether ``owner`` is a process of this host that no longer runs.
+
+    A driver killed with SIGKILL leaves its lease to run out; on its own
+    host a restarted driver can tell at once that it is gone, and need not
+    wait. Owners of other hosts, and processes that run (or whose pid was
+    reused), are not gone: their leases run their course.
+    """
+    host, _, rest = owner.partition(":")
+    pid, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it runs, as another user
+    return False
 
 
 class JobStore(Protocol):

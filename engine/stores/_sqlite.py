@@ -24,7 +24,7 @@ from typing import Any, Final, TypeVar
 
 from engine._core.state import JobState, Phase
 from engine.audit import GENESIS, AuditEntry, build_chained_record
-from engine.stores._base import Lease, StoreError
+from engine.stores._base import Lease, StoreError, owner_gone
 
 __all__ = ["SCHEMA_VERSION", "SqliteJobStore", "read_sqlite_records"]
 
@@ -137,6 +137,16 @@ class SqliteJobStore:
         db.execute("PRAGMA synchronous=NORMAL")
         with self._transaction(db):
             self._migrate(db)
+            for (other,) in db.execute(
+                "SELECT owner FROM owners WHERE lease_until >= ?", (now,)
+            ).fetchall():
+                if owner_gone(other):
+                    logger.info(
+                        "owner %s of %s is gone: its jobs are free", other, self.path
+                    )
+                    db.execute(
+                        "UPDATE owners SET lease_until = 0 WHERE owner = ?", (other,)
+                    )
             db.execute(
                 "INSERT INTO owners (owner, lease_until, started) VALUES (?, ?, ?) "
                 "ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
