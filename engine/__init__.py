@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         UnknownState,
     )
     from ._sync import Engine
+    from ._worker import Worker
     from .audit import AuditSink, AuditWriteError
     from .stores import JobStore, StoreError
 
@@ -81,6 +82,7 @@ __all__ = [
     "TransitionEvent",
     "UnknownState",
     "WaitTimeout",
+    "Worker",
 ]
 
 #: Public name → the private module that defines it (loaded on first use).
@@ -91,6 +93,7 @@ _WHERE = {
     "JobResult": "._engine",
     "JobStatus": "._core.state",
     "Engine": "._sync",
+    "Worker": "._worker",
     "Clock": "._clock",
     "SystemClock": "._clock",
     "AuditSink": ".audit",

@@ -337,6 +337,7 @@ class AsyncEngine:
         live, step = await self._submit(
             spec, lifecycle, {**(inputs or {}), **more_inputs}, item_filters
         )
+        self._run.register(live)
         await self._run.commit(live, step)
         return step.job.ref()
 
@@ -444,7 +445,6 @@ class AsyncEngine:
                 b, job, (), hold=True, now=self._clock.now()
             )
         live.job = job
-        self._run.register(live)
         return live, step
 
     async def track(

@@ -8,17 +8,43 @@ plain checks on the binding; the sending is ``engine._remote``'s.
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 from urllib.parse import urljoin
 
 from engine._core.binding import Binding
 from engine._core.reply import Reply, where
+from engine._core.state import JobState, Phase
 from engine._core.step import Outgoing
 from engine._errors import RemoteError
 from engine._remote import Remote
 
-__all__ = ["MAX_REDIRECTS", "exchange"]
+__all__ = ["MAX_REDIRECTS", "exchange", "send"]
 
 MAX_REDIRECTS = 5
+#: A request of a job whose deadline has passed gets this long (at most, times the
+#: service's time scale) to finish: the last look at the deadline needs an answer.
+GRACE: Final = 5.0
+
+
+async def send(
+    remote: Remote, b: Binding, out: Outgoing, job: JobState, *, now: float
+) -> Reply | RemoteError:
+    """Send one of ``job``'s requests; return the reply, or the error that replaced it.
+
+    The request is bounded by the spec's timeout and, while the job has one,
+    by its deadline: a stalled server gets until then, plus a grace for the
+    last look (scaled like the spec's durations, but never under a second).
+    A submit is not bounded by the deadline: its job has not started yet.
+    """
+    timeout = b.lifecycle.errors.timeout
+    if job.deadline is not None and job.phase is not Phase.SUBMIT:
+        left = max(0.0, job.deadline - now)
+        grace = min(timeout, max(GRACE * b.scale, 1.0))
+        timeout = min(timeout, left + grace)
+    try:
+        return await exchange(remote, b, out, timeout=max(timeout, 0.001))
+    except RemoteError as exc:
+        return exc
 
 
 async def exchange(

@@ -31,16 +31,17 @@ import math
 import random
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Final, Generic, Literal, Protocol, TypeVar
+from typing import Final, Generic, Literal, Protocol, TypeVar
 
 import attrs
 
 from engine._clock import Clock, SystemClock
 from engine._core import step as core
 from engine._core.binding import Binding
+from engine._core.reply import Reply
 from engine._core.state import JobRef, JobResult, JobState, Phase, Record
 from engine._errors import CancelError, RemoteError
-from engine._exchange import exchange
+from engine._exchange import send
 from engine._publish import LeaseLost, Publisher
 from engine._remote import Remote
 from engine.stores import Lease, StoreError
@@ -51,9 +52,6 @@ logger = logging.getLogger("statepoll.engine")
 
 #: A step the store failed to write is tried again this much later.
 _STORE_RETRY: Final = 5.0
-#: A request of a job whose deadline has passed gets this long (at most, times the
-#: service's time scale) to finish: the last look at the deadline needs an answer.
-_GRACE: Final = 5.0
 
 
 class _Scheduled(Protocol):
@@ -517,20 +515,11 @@ class Scheduler:
             )
         return core.request_for(live.b, job)
 
-    async def send(self, b: Binding, out: core.Outgoing, job: JobState) -> Any:
+    async def send(
+        self, b: Binding, out: core.Outgoing, job: JobState
+    ) -> Reply | RemoteError:
         """Send ``out``; return the reply, or the classified error that replaced it."""
-        timeout = b.lifecycle.errors.timeout
-        if job.deadline is not None and job.phase is not Phase.SUBMIT:
-            # The job's own deadline holds while its request is out: a stalled
-            # server gets until then, plus a grace for the last look (scaled
-            # like the spec's durations, but never under a second).
-            left = max(0.0, job.deadline - self.clock.now())
-            grace = min(timeout, max(_GRACE * b.scale, 1.0))
-            timeout = min(timeout, left + grace)
-        try:
-            return await exchange(self.remote, b, out, timeout=max(timeout, 0.001))
-        except RemoteError as exc:
-            return exc
+        return await send(self.remote, b, out, job, now=self.clock.now())
 
     # -- lookups -------------------------------------------------------------------------
 

@@ -1,0 +1,204 @@
+"""Workers share one store's jobs: each job is driven by one at a time and completes once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from engine import AsyncEngine, Worker
+from engine._core.state import JobState, Phase
+from engine.stores import SqliteJobStore
+
+DOC: dict[str, Any] = {
+    "spec_version": "1",
+    "service": {
+        "name": "toy",
+        "base_url": "https://api.example.test",
+        "max_in_flight": 4,
+    },
+    "lifecycles": {
+        "job": {
+            "states": {
+                "Queued": {"initial": True},
+                "Running": {},
+                "Done": {"outcome": "success"},
+            },
+            "transitions": [
+                {"from": "Queued", "to": "Running"},
+                {"from": "Running", "to": "Done"},
+            ],
+            "submit": {
+                "request": {"method": "POST", "path": "/jobs"},
+                "job_id": {"pointer": "/id"},
+            },
+            "poll": {
+                "request": {"path": "/jobs/{job_id}"},
+                "observe": [
+                    {
+                        "pointer": "/status",
+                        "map": {
+                            "queued": "Queued",
+                            "running": "Running",
+                            "done": "Done",
+                        },
+                    }
+                ],
+            },
+            "schedule": {"interval": 0.01},
+        }
+    },
+}
+
+
+class _Service:
+    """Creates jobs on POST; a job is running for two polls, then done."""
+
+    def __init__(self) -> None:
+        self.created = 0
+        self.polls: Counter[str] = Counter()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.created += 1
+            return httpx.Response(200, json={"id": f"job-{self.created}"})
+        job = request.url.path.rsplit("/", 1)[-1]
+        self.polls[job] += 1
+        status = "done" if self.polls[job] > 2 else "running"
+        return httpx.Response(200, json={"status": status})
+
+
+def _spec(tmp_path: Path) -> str:
+    path = tmp_path / "toy.json"
+    path.write_text(json.dumps(DOC), encoding="utf-8")
+    return str(path)
+
+
+def _records(store: Path) -> list[dict[str, Any]]:
+    db = sqlite3.connect(store)
+    try:
+        return [
+            json.loads(r) for (r,) in db.execute("SELECT record FROM audit ORDER BY id")
+        ]
+    finally:
+        db.close()
+
+
+@pytest.mark.anyio
+async def test_two_workers_complete_every_enqueued_job_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """20 enqueued jobs, two workers on one store: each job completes once, no move twice."""
+    spec, store = _spec(tmp_path), tmp_path / "jobs.db"
+    service = _Service()
+    client = httpx.AsyncClient(transport=httpx.MockTransport(service))
+    async with client:
+        async with AsyncEngine(client=client, store=store) as engine:
+            refs = [await engine.enqueue(spec, "job") for _ in range(20)]
+        workers = [
+            Worker(store, client=client, concurrency=4, specs=[spec]) for _ in range(2)
+        ]
+        async with asyncio.timeout(20):
+            await asyncio.gather(*(w.run(until_idle=True) for w in workers))
+
+    records = _records(store)
+    completed = Counter(r["job_id"] for r in records if r["kind"] == "completed")
+    moves = Counter(
+        (r["job_id"], r["from"], r["to"]) for r in records if r["kind"] == "transition"
+    )
+    assert sorted(completed) == sorted(ref.job_id for ref in refs)
+    assert set(completed.values()) == {1}
+    assert set(moves.values()) == {1}
+    assert all(w.steps > 0 for w in workers)
+
+
+@pytest.mark.anyio
+async def test_wait_and_status_from_another_process_read_the_store(
+    tmp_path: Path,
+) -> None:
+    """An engine that enqueued a job waits on it while a worker drives it."""
+    spec, store = _spec(tmp_path), tmp_path / "jobs.db"
+    client = httpx.AsyncClient(transport=httpx.MockTransport(_Service()))
+    async with client, AsyncEngine(client=client, store=store) as engine:
+        ref = await engine.enqueue(spec, "job")
+        before = await engine.status(ref)
+        worker = Worker(store, client=client, specs=[spec])
+        running = asyncio.ensure_future(worker.run(until_idle=True))
+        async with asyncio.timeout(10):
+            result = await engine.wait(ref)
+            await running
+        after = await engine.status(ref)
+
+    assert (before.phase, before.done) == ("poll", False)
+    assert result.state == "Done"
+    assert (after.state, after.ended, after.done) == ("Done", "completed", True)
+
+
+def _job(key: str) -> JobState:
+    return JobState(
+        key=key,
+        service="toy",
+        lifecycle="job",
+        spec_hash="sha256:x",
+        spec_source="",
+        job_id=key,
+        state="Queued",
+        phase=Phase.POLL,
+    )
+
+
+@pytest.mark.anyio
+async def test_a_driver_whose_lease_lapsed_cannot_commit_over_its_successor(
+    tmp_path: Path,
+) -> None:
+    """A claims; its lease lapses; B claims (new token); A's commit is refused, B's lands."""
+    path = tmp_path / "jobs.db"
+    a, b = SqliteJobStore(path), SqliteJobStore(path)
+    await a.open("a", lease=30, now=0)
+    await b.open("b", lease=30, now=0)
+    try:
+        await a.add(_job("k"), (), hold=False, now=0)
+        [(job, held_by_a)] = await a.claim(now=1, limit=10)
+        # A pauses past its lease (SIGSTOP, a long GC): at 40 it has lapsed.
+        [(_, held_by_b)] = await b.claim(now=40, limit=10)
+        moved = job.copy()
+        moved.state = "Running"
+
+        refused = await a.commit(moved, (), held_by_a, hold=False, now=41)
+        accepted = await b.commit(moved, (), held_by_b, hold=False, now=41)
+
+        assert held_by_b.token == held_by_a.token + 1
+        assert refused is None
+        assert accepted is not None
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.anyio
+async def test_a_held_job_is_not_claimed_while_its_owner_lives(tmp_path: Path) -> None:
+    """Claims skip jobs whose owner's heartbeat is current, and take them once it lapses."""
+    path = tmp_path / "jobs.db"
+    a, b = SqliteJobStore(path), SqliteJobStore(path)
+    await a.open("a", lease=30, now=0)
+    await b.open("b", lease=30, now=0)
+    try:
+        await a.add(_job("k"), (), hold=True, now=0)
+
+        while_alive = await b.claim(now=10, limit=10)
+        await a.heartbeat(now=25)  # a renews: held until 55
+        still = await b.claim(now=50, limit=10)
+        lapsed = await b.claim(now=60, limit=10)
+
+        assert while_alive == []
+        assert still == []
+        assert [job.key for job, _ in lapsed] == ["k"]
+    finally:
+        await a.close()
+        await b.close()
