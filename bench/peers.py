@@ -545,7 +545,7 @@ def main() -> None:
         "--max-wait",
         type=float,
         default=None,
-        help="seconds to wait for that before each run (default 30, 5 with --quick; 0: never)",
+        help="seconds to wait for that before each run (default 30, 2 with --quick; 0: never)",
     )
     parser.add_argument(
         "--no-pin",
@@ -567,7 +567,7 @@ def main() -> None:
         _probe(args.probe_threads)
         return
     if args.max_wait is None:
-        args.max_wait = 5.0 if args.quick else 30.0
+        args.max_wait = 2.0 if args.quick else 30.0
     if args.quick:
         args.jobs, args.rounds, args.lead, args.spread, args.grace = (
             [1000],
