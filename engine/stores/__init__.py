@@ -18,12 +18,23 @@ from engine.stores._sqlite import SqliteJobStore
 __all__ = [
     "JobStore",
     "Lease",
+    "PostgresJobStore",
     "SqliteJobStore",
     "StoreError",
     "new_owner",
     "open_store",
     "store_path",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: psycopg is an optional extra.
+    if name == "PostgresJobStore":
+        from engine.stores._postgres import PostgresJobStore  # noqa: PLC0415
+
+        return PostgresJobStore
+    msg = f"module 'engine.stores' has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def store_path(url: str | os.PathLike[str]) -> str | None:
@@ -52,5 +63,6 @@ def open_store(url: str | os.PathLike[str]) -> JobStore:
     path = store_path(url)
     if path is not None:
         return SqliteJobStore(path)
-    msg = "this build has no PostgreSQL job store yet"
-    raise StoreError(msg)
+    from engine.stores._postgres import PostgresJobStore  # noqa: PLC0415 - psycopg is an extra
+
+    return PostgresJobStore(os.fspath(url))
