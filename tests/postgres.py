@@ -7,7 +7,9 @@ unit-tested and reused by a script.
 - The server binaries come from ``/usr/lib/postgresql/15/bin``, else from
   ``pg_config --bindir``, else from ``PATH``, else from the newest
   ``/usr/lib/postgresql/*/bin``.
-- The cluster lives in a fresh directory under the system temp dir. PostgreSQL
+- The cluster lives in a fresh directory in ``/dev/shm`` when that tmpfs has
+  room (CREATE DATABASE there takes ~15 ms instead of ~250 ms on this
+  machine's ext4, fsync or not), else under the system temp dir. PostgreSQL
   refuses to run as root, so a root test run initdb's and starts it as the
   ``postgres`` system user (``runuser``, else ``setpriv``) and hands that user
   the directory; anyone else runs it as themselves.
@@ -55,6 +57,7 @@ __all__ = [
     "PostgresCluster",
     "PostgresUnavailableError",
     "ci_requires_postgres",
+    "cluster_parent",
     "command_prefix",
     "database_name",
     "find_bindir",
@@ -75,6 +78,10 @@ PREFERRED_BINDIR: Final = Path("/usr/lib/postgresql/15/bin")
 VERSIONS_ROOT: Final = Path("/usr/lib/postgresql")
 #: The binaries a cluster needs; a directory missing one of them is not used.
 SERVER_BINARIES: Final = ("initdb", "pg_ctl", "postgres")
+#: Memory-backed directories tried for the cluster before the temp dir, and the
+#: room one must have free (Docker's default /dev/shm of 64 MB is too small).
+FAST_PARENTS: Final = (Path("/dev/shm"),)  # noqa: S108 - only a parent for mkdtemp
+FAST_PARENT_MIN_FREE: Final = 1 << 30
 #: The system user a root test run hands the cluster to.
 SERVICE_USER: Final = "postgres"
 #: Seconds ``pg_ctl`` waits for the server to accept connections or to stop.
@@ -370,6 +377,8 @@ def _configure(datadir: Path, socket_dir: Path) -> None:
         "fsync": "off",
         "synchronous_commit": "off",
         "full_page_writes": "off",
+        # Checkpoints are cheap without fsync; this bounds the WAL kept in memory.
+        "max_wal_size": "'256MB'",
         "timezone": "'UTC'",
     }
     with (datadir / "postgresql.conf").open("a") as conf:
@@ -461,6 +470,27 @@ def stop_server(base: Path, bindir: Path, run_as: tuple[str, ...]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def cluster_parent(
+    candidates: Sequence[Path] = FAST_PARENTS, min_free: int = FAST_PARENT_MIN_FREE
+) -> Path | None:
+    """Return the first of ``candidates`` that is writable with ``min_free`` bytes free.
+
+    None means the system temp dir. PostgreSQL keeps its dynamic shared memory
+    in /dev/shm too, so a small one is left to it.
+    """
+    for directory in candidates:
+        try:
+            stats = os.statvfs(directory)
+        except OSError:
+            continue
+        if (
+            os.access(directory, os.W_OK | os.X_OK)
+            and stats.f_bavail * stats.f_frsize >= min_free
+        ):
+            return directory
+    return None
+
+
 def _make_base(parent: Path | None, owner: pwd.struct_passwd | None) -> Path:
     base = Path(tempfile.mkdtemp(prefix="statepoll-pg-", dir=parent))
     (base / "sock").mkdir()
@@ -496,9 +526,9 @@ def running_cluster(
     Args:
         bindir: where ``initdb``, ``pg_ctl`` and ``postgres`` are; found by
             :func:`find_bindir` when None.
-        parent: the directory to create the cluster's directory in (the
-            system temp dir when None); the server's user must be able to
-            reach it.
+        parent: the directory to create the cluster's directory in; by
+            default :func:`cluster_parent`'s choice. The server's user must be
+            able to reach it.
 
     Raises:
         PostgresUnavailableError: the binaries, the service user or psycopg
@@ -513,7 +543,7 @@ def running_cluster(
     bindir = find_bindir() if bindir is None else bindir
     owner = server_user(os.geteuid())
     run_as = command_prefix(None if owner is None else owner.pw_name)
-    base = _make_base(parent, owner)
+    base = _make_base(cluster_parent() if parent is None else parent, owner)
     watchdog = _start_watchdog(base, bindir, run_as)
     try:
         _run(

@@ -23,6 +23,7 @@ import pytest
 from tests.postgres import (
     PostgresCluster,
     PostgresUnavailableError,
+    cluster_parent,
     command_prefix,
     database_name,
     find_bindir,
@@ -182,6 +183,18 @@ def test_root_without_runuser_or_setpriv_is_unavailable() -> None:
         command_prefix("postgres", dict[str, str]().get)
 
     assert "neither runuser nor setpriv" in info.value.reason
+
+
+def test_cluster_goes_to_the_first_directory_with_room(tmp_path: Path) -> None:
+    """A candidate with enough free space is used; a missing one is passed over."""
+    assert cluster_parent((tmp_path / "absent", tmp_path), min_free=0) == tmp_path
+
+
+def test_cluster_goes_to_the_temp_dir_when_no_candidate_has_room(
+    tmp_path: Path,
+) -> None:
+    """No candidate with the room asked for: None, meaning the system temp dir."""
+    assert cluster_parent((tmp_path,), min_free=1 << 62) is None
 
 
 def test_database_names_are_valid_unique_identifiers() -> None:
