@@ -95,3 +95,14 @@ def make_postgres_db(
 def postgres_db(make_postgres_db: Callable[[], str]) -> str:
     """Return the URL of a fresh, empty database of this test's own; dropped after it."""
     return make_postgres_db()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """Return the URL of a fresh, empty job store: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('store') / 'jobs.db'}"
+    url: str = request.getfixturevalue("postgres_db")
+    return url

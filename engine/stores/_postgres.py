@@ -382,6 +382,8 @@ class PostgresJobStore:
                     )
                     continue
                 claimed.append((job, Lease(key, int(token), int(seq), head)))
+        # RETURNING keeps no order: the most overdue go first.
+        claimed.sort(key=lambda pair: pair[0].due)
         return claimed
 
     async def get(self, key: str) -> JobState | None:

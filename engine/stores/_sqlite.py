@@ -398,6 +398,8 @@ class SqliteJobStore:
                     )
                     continue
                 claimed.append((job, Lease(key, token, seq, head)))
+        # RETURNING keeps no order: the most overdue go first.
+        claimed.sort(key=lambda pair: pair[0].due)
         return claimed
 
     async def get(self, key: str) -> JobState | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ import httpx
 import pytest
 
 from engine import AsyncEngine, Worker
-from engine._core.state import JobState, Phase
-from engine.stores import SqliteJobStore
+from engine.stores._postgres import read_postgres_records
+from engine.stores._sqlite import read_sqlite_records
 
 DOC: dict[str, Any] = {
     "spec_version": "1",
@@ -80,22 +79,21 @@ def _spec(tmp_path: Path) -> str:
     return str(path)
 
 
-def _records(store: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(store)
-    try:
+def _records(store_url: str) -> list[dict[str, Any]]:
+    """The store's own audit records, in commit order."""
+    if store_url.startswith("sqlite:///"):
         return [
-            json.loads(r) for (r,) in db.execute("SELECT record FROM audit ORDER BY id")
+            dict(r) for r in read_sqlite_records(store_url.removeprefix("sqlite:///"))
         ]
-    finally:
-        db.close()
+    return [dict(r) for r in read_postgres_records(store_url)]
 
 
 @pytest.mark.anyio
 async def test_two_workers_complete_every_enqueued_job_exactly_once(
-    tmp_path: Path,
+    tmp_path: Path, store_url: str
 ) -> None:
     """20 enqueued jobs, two workers on one store: each job completes once, no move twice."""
-    spec, store = _spec(tmp_path), tmp_path / "jobs.db"
+    spec, store = _spec(tmp_path), store_url
     service = _Service()
     client = httpx.AsyncClient(transport=httpx.MockTransport(service))
     async with client:
@@ -120,10 +118,10 @@ async def test_two_workers_complete_every_enqueued_job_exactly_once(
 
 @pytest.mark.anyio
 async def test_wait_and_status_from_another_process_read_the_store(
-    tmp_path: Path,
+    tmp_path: Path, store_url: str
 ) -> None:
     """An engine that enqueued a job waits on it while a worker drives it."""
-    spec, store = _spec(tmp_path), tmp_path / "jobs.db"
+    spec, store = _spec(tmp_path), store_url
     client = httpx.AsyncClient(transport=httpx.MockTransport(_Service()))
     async with client, AsyncEngine(client=client, store=store) as engine:
         ref = await engine.enqueue(spec, "job")
@@ -138,67 +136,3 @@ async def test_wait_and_status_from_another_process_read_the_store(
     assert (before.phase, before.done) == ("poll", False)
     assert result.state == "Done"
     assert (after.state, after.ended, after.done) == ("Done", "completed", True)
-
-
-def _job(key: str) -> JobState:
-    return JobState(
-        key=key,
-        service="toy",
-        lifecycle="job",
-        spec_hash="sha256:x",
-        spec_source="",
-        job_id=key,
-        state="Queued",
-        phase=Phase.POLL,
-    )
-
-
-@pytest.mark.anyio
-async def test_a_driver_whose_lease_lapsed_cannot_commit_over_its_successor(
-    tmp_path: Path,
-) -> None:
-    """A claims; its lease lapses; B claims (new token); A's commit is refused, B's lands."""
-    path = tmp_path / "jobs.db"
-    a, b = SqliteJobStore(path), SqliteJobStore(path)
-    await a.open("a", lease=30, now=0)
-    await b.open("b", lease=30, now=0)
-    try:
-        await a.add(_job("k"), (), hold=False, now=0)
-        [(job, held_by_a)] = await a.claim(now=1, limit=10)
-        # A pauses past its lease (SIGSTOP, a long GC): at 40 it has lapsed.
-        [(_, held_by_b)] = await b.claim(now=40, limit=10)
-        moved = job.copy()
-        moved.state = "Running"
-
-        refused = await a.commit(moved, (), held_by_a, hold=False, now=41)
-        accepted = await b.commit(moved, (), held_by_b, hold=False, now=41)
-
-        assert held_by_b.token == held_by_a.token + 1
-        assert refused is None
-        assert accepted is not None
-    finally:
-        await a.close()
-        await b.close()
-
-
-@pytest.mark.anyio
-async def test_a_held_job_is_not_claimed_while_its_owner_lives(tmp_path: Path) -> None:
-    """Claims skip jobs whose owner's heartbeat is current, and take them once it lapses."""
-    path = tmp_path / "jobs.db"
-    a, b = SqliteJobStore(path), SqliteJobStore(path)
-    await a.open("a", lease=30, now=0)
-    await b.open("b", lease=30, now=0)
-    try:
-        await a.add(_job("k"), (), hold=True, now=0)
-
-        while_alive = await b.claim(now=10, limit=10)
-        await a.heartbeat(now=25)  # a renews: held until 55
-        still = await b.claim(now=50, limit=10)
-        lapsed = await b.claim(now=60, limit=10)
-
-        assert while_alive == []
-        assert still == []
-        assert [job.key for job, _ in lapsed] == ["k"]
-    finally:
-        await a.close()
-        await b.close()
