@@ -10,6 +10,7 @@ redirects and the error each fault becomes.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 import tracemalloc
@@ -22,6 +23,7 @@ import yarl
 from httpx_aiohttp import AiohttpTransport
 
 from engine import RemoteError
+from engine._core.reply import MAX_JSON_DEPTH, parse_json
 from engine._remote import ACCEPT_ENCODING, Remote, Reply, default_client, origin
 from tests.engine._servers import (
     PAYLOAD,
@@ -483,3 +485,66 @@ async def test_the_default_client_builds_no_httpx_models(
 
     assert built == []
     assert len(server.seen) == 3
+
+
+# -- 6. hostile JSON ---------------------------------------------------------------------
+
+
+def _parse(body: bytes) -> object:
+    return parse_json(
+        body, url="https://api.test/jobs/1?sig=s", status=200, content_type="json"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1),
+        b'{"a":' * (MAX_JSON_DEPTH + 1) + b"1" + b"}" * (MAX_JSON_DEPTH + 1),
+    ],
+    ids=["100k-open", "cap+1-arrays", "cap+1-objects"],
+)
+def test_json_nested_deeper_than_the_cap_is_a_protocol_error(body: bytes) -> None:
+    """A nesting bomb is refused as malformed JSON, never a RecursionError."""
+    with pytest.raises(RemoteError) as caught:
+        _parse(body)
+
+    assert caught.value.kind == "protocol"
+    assert str(caught.value) == (
+        "malformed JSON from api.test/jobs/1 (HTTP 200, json): "
+        f"nested deeper than {MAX_JSON_DEPTH} levels"
+    )
+
+
+def test_json_at_the_cap_and_brackets_in_strings_are_accepted() -> None:
+    """Exactly MAX_JSON_DEPTH levels parse; brackets inside strings are not nesting."""
+    deep = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
+    quoted = json.dumps({"s": "[" * 1000 + '\\"[{', "n": [[1]] * 300}).encode()
+
+    assert _parse(deep) is not None
+    assert _parse(quoted) == json.loads(quoted)
+
+
+@pytest.mark.parametrize("body", [b'{"status": "Runn', b"[1, 2", b"\xff\xfe{"])
+def test_truncated_or_undecodable_json_is_a_protocol_error(body: bytes) -> None:
+    """A body cut short or not text is malformed JSON."""
+    with pytest.raises(
+        RemoteError, match=r"^malformed JSON from api\.test/jobs/1"
+    ) as caught:
+        _parse(body)
+
+    assert caught.value.kind == "protocol"
+
+
+async def test_a_nesting_bomb_from_a_server_is_a_protocol_error(
+    client: httpx.AsyncClient, server: HostileServer
+) -> None:
+    """100,000 "[" on the wire: reply.json() raises the project's own error."""
+    server.extra_routes["/deep"] = answer(response(200, b"[" * 100_000))
+    reply = await _get(Remote(client), f"{server.url}/deep")
+
+    with pytest.raises(RemoteError, match="nested deeper") as caught:
+        reply.json()
+
+    assert caught.value.kind == "protocol"
