@@ -23,6 +23,7 @@ tokens.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
@@ -65,6 +66,10 @@ MAX_HEAD_LINE = 16 * 1024
 _URL_CACHE = 4096
 #: The most a compressed body is inflated by at a time, before it is counted.
 _PIECE = 64 * 1024
+# RFC 9110 5.1 and 5.5: a field name is a token; a value is tab, space and
+# visible ASCII (obs-text is not sent).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _WBITS: Final = {
     "gzip": 16 + zlib.MAX_WBITS,
     "x-gzip": 16 + zlib.MAX_WBITS,  # RFC 9110 8.4.1.3: a recipient treats it as gzip
@@ -272,6 +277,7 @@ class Remote:
         self._targets: dict[object, _Target] = {}
         self._seen: set[object] = set()
         self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
+        self._checked: set[tuple[tuple[str, str], ...]] = set()
         self._aiohttp_headers: dict[tuple[tuple[str, str], ...], Any] = {}
         self._timeouts: dict[float, dict[str, float | None]] = {}
         self._no_aiohttp_timeout: aiohttp.ClientTimeout | None = None
@@ -324,6 +330,11 @@ class Remote:
                 or a client that would keep cookies.
         """
         target = self._target(url, params)
+        if headers not in self._checked:
+            _check_headers(headers, url)
+            if len(self._checked) >= _URL_CACHE:
+                self._checked.clear()
+            self._checked.add(headers)
         try:
             async with asyncio.timeout(timeout):
                 if target.route.kind == "aiohttp":
@@ -657,6 +668,25 @@ def _aiohttp_session(
         )
         raise RemoteError(msg, kind="protocol", retryable=False)
     return session
+
+
+def _check_headers(headers: tuple[tuple[str, str], ...], url: str) -> None:
+    """Refuse a header HTTP cannot carry, before either transport sees it.
+
+    Raises:
+        RemoteError: kind ``protocol``, not retryable: a name that is not a
+            token, or a value with a character outside tab, space and
+            visible ASCII (h11 and aiohttp refuse them differently; a CR or
+            LF would inject a header). The value is never quoted: it may
+            be a credential.
+    """
+    for name, value in headers:
+        if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+            msg = (
+                f"could not send a valid request to {where(url)}: header "
+                f"{name[:40]!r} has a character HTTP does not allow"
+            )
+            raise RemoteError(msg, kind="protocol", retryable=False)
 
 
 def _names(headers: tuple[tuple[str, str], ...], name: str) -> bool:

@@ -109,6 +109,25 @@ async def test_no_complete_answer_within_the_timeout_is_a_transport_error(
     await server.wait_all_closed()  # the connection was let go
 
 
+async def test_a_cancelled_request_lets_go_of_its_connection(
+    client: httpx.AsyncClient, server: HostileServer
+) -> None:
+    """A send cancelled mid-body (the engine closing, say) closes its connection."""
+    task = asyncio.create_task(_get(Remote(client), f"{server.url}/drip-body"))
+    async with asyncio.timeout(BOUND):
+        for _ in range(500):
+            if server.seen:
+                break
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # some body bytes are in
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    await server.wait_all_closed()
+
+
 async def test_the_deadline_leaves_the_pool_usable(
     client: httpx.AsyncClient, server: HostileServer
 ) -> None:
@@ -234,6 +253,31 @@ async def test_a_12_kb_header_is_read_over_both_transports(
     reply = await _get(Remote(client), f"{server.url}/long-header")
 
     assert reply.headers["x-long"] == "v" * 12_000
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("X-Key", "k\r\nX-Evil: 1"),
+        ("X-Key", "caf\u00e9"),
+        ("X-Key", "a\x00b"),
+        ("X Key", "secret-value"),
+    ],
+    ids=["crlf", "non-ascii", "nul", "space-in-name"],
+)
+async def test_a_header_http_cannot_carry_is_refused_before_sending(
+    client: httpx.AsyncClient, server: HostileServer, header: tuple[str, str]
+) -> None:
+    """CR/LF, NUL, non-ASCII values or a bad name: protocol, not retryable, value not echoed."""
+    remote = Remote(client)
+
+    with pytest.raises(RemoteError) as caught:
+        await _get(remote, f"{server.url}/jobs/1", headers=(header,))
+
+    assert caught.value.kind == "protocol"
+    assert not caught.value.retryable
+    assert header[1] not in str(caught.value)
+    assert server.seen == []
 
 
 def _closed_port() -> int:
