@@ -4,9 +4,9 @@ Every request the engine makes goes through ``Remote.send``, which
 
 - bounds the whole exchange (connect, headers, whole body) by one deadline,
   and releases the connection on every way out;
-- caps the body as decoded: gzip and deflate are inflated here, never more
-  than the room left under the cap at a time; any other coding is refused,
-  and only ``gzip, deflate`` is advertised;
+- caps the body as decoded: gzip and deflate are inflated here, 64 KiB at a
+  time, each piece counted against the cap before the next is made; any
+  other coding is refused, and only ``gzip, deflate`` is advertised;
 - sends every URL byte for byte as the engine built it (``%2E%2E`` stays one
   literal segment), follows no redirect and keeps no cookie;
 - translates foreign exceptions once, here, into ``RemoteError`` (httpx's
@@ -251,9 +251,10 @@ class Remote:
       what the caller configured applies. Its cookie jar is read once, on
       the first request: cookies a server sets later are never sent back.
 
-    Either way the engine sends absolute URLs with its own deadline: the
-    client's ``base_url``, ``params`` and ``timeout`` do not apply, and its
-    headers are read the first time each distinct header set is sent.
+    Every route sends absolute URLs under ``send``'s own deadline. On the
+    first two, the client's ``base_url``, ``params`` and ``timeout`` do not
+    apply, and its headers are read the first time each distinct header set
+    is sent.
 
     An ``AiohttpTransport`` whose session keeps cookies (aiohttp's default
     jar) is refused with a ``RemoteError`` (protocol, not retryable) that
