@@ -15,6 +15,7 @@ import socket
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 import httpx
@@ -504,6 +505,47 @@ async def test_both_transports_give_the_same_reply(server: HostileServer) -> Non
     assert replies[0] == replies[1]
     first, second = server.seen
     assert first == second
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(b"caf\xc3\xa9", "caf\u00e9"), (b"caf\xe9", "caf\u00e9")],
+    ids=["utf-8", "latin-1"],
+)
+async def test_a_non_ascii_response_header_reads_alike(
+    client: httpx.AsyncClient, server: HostileServer, value: bytes, text: str
+) -> None:
+    """Header bytes are decoded as httpx decodes them: UTF-8, else Latin-1."""
+    head = b"HTTP/1.1 200 X\r\nX-Name: " + value + b"\r\nContent-Length: 0\r\n\r\n"
+    server.extra_routes["/named"] = answer(head)
+
+    reply = await _get(Remote(client), f"{server.url}/named")
+
+    assert reply.headers["x-name"] == text
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ({"json_body": {"name": "caf\u00e9", "n": [1, 2]}}, "application/json"),
+        ({"data": {"a": "1", "b": "x y"}}, "application/x-www-form-urlencoded"),
+    ],
+    ids=["json", "form"],
+)
+async def test_a_request_body_arrives_alike_over_both_transports(
+    server: HostileServer, body: dict[str, Any], content_type: str
+) -> None:
+    """A submit's JSON or form body reaches the server byte for byte the same."""
+    for transport in ("httpcore", "aiohttp"):
+        async with _client(transport) as client, asyncio.timeout(BOUND):
+            await Remote(client).send(
+                "POST", f"{server.url}/submit", headers=(), timeout=2.0, **body
+            )
+
+    first, second = server.seen
+    assert first == second
+    assert first.headers["content-type"] == content_type
+    assert first.headers["content-length"] == str(len(first.body))
 
 
 async def test_the_default_client_builds_no_httpx_models(
