@@ -1,14 +1,33 @@
-"""The only importer of httpx: build requests, pin hosts, cap bodies, map exceptions.
+"""The only importer of httpx and aiohttp: send, bound, decode, map exceptions.
 
-Foreign exceptions are translated once, here, into ``RemoteError`` (httpx's
-``map_httpcore_exceptions`` pattern). Messages name the host and path only:
-query strings and next links can carry tokens.
+Every request the engine makes goes through ``Remote.send``, which
+
+- bounds the whole exchange (connect, headers, whole body) by one deadline,
+  and releases the connection on every way out;
+- caps the body as decoded: gzip and deflate are inflated here, 64 KiB at a
+  time, each piece counted against the cap before the next is made; any
+  other coding is refused, and only ``gzip, deflate`` is advertised;
+- sends every URL byte for byte as the engine built it (``%2E%2E`` stays one
+  literal segment), follows no redirect and keeps no cookie;
+- translates foreign exceptions once, here, into ``RemoteError`` (httpx's
+  ``map_httpcore_exceptions`` pattern): ``transport`` when retrying may help
+  (refused, reset, stalled, cut short), ``protocol`` for what the server got
+  wrong (a malformed head, a body over the cap or undecodable) and, not
+  retryable, for what no retry can fix (an invalid URL, a client that keeps
+  cookies).
+
+Messages name the host and path only: query strings and next links can carry
+tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+import asyncio
+import re
+import sys
+import zlib
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -16,8 +35,15 @@ import httpx
 from ._core.reply import Reply, where
 from ._errors import RemoteError
 
+if TYPE_CHECKING:
+    import aiohttp
+    import yarl
+    from httpx_aiohttp import AiohttpTransport
+
 __all__ = [
+    "ACCEPT_ENCODING",
     "DEFAULT_MAX_BODY",
+    "MAX_HEAD_LINE",
     "Remote",
     "Reply",
     "default_client",
@@ -27,18 +53,63 @@ __all__ = [
     "where",
 ]
 
-#: Response bodies larger than this are refused (protocol error).
+#: Response bodies larger than this, as decoded, are refused (protocol error).
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+#: The content codings decoded here, and so the only ones advertised.
+ACCEPT_ENCODING = "gzip, deflate"
+#: The longest response head line (status line or one header) accepted over
+#: aiohttp: h11's limit for a whole head (16 KiB), so that any head httpx's
+#: own transport accepts is accepted over aiohttp too (aiohttp's own default
+#: is 8,190 bytes).
+MAX_HEAD_LINE = 16 * 1024
 #: Parsed URLs (and prepared header sets) kept for reuse.
 _URL_CACHE = 4096
+#: The most a compressed body is inflated by at a time, before it is counted.
+_PIECE = 64 * 1024
+# RFC 9110 5.1 and 5.5: a field name is a token; a value is tab, space and
+# visible ASCII (obs-text is not sent).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+_WBITS: Final = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,  # RFC 9110 8.4.1.3: a recipient treats it as gzip
+    "deflate": zlib.MAX_WBITS,
+}
+# httpx's default Accept-Encoding (which adds br and zstd when their packages
+# are installed): replaced by what this module decodes. A value the caller
+# chose is left alone.
+_HTTPX_ACCEPT_ENCODING: Final[str | None] = getattr(
+    sys.modules.get("httpx._client"), "ACCEPT_ENCODING", None
+)
+
+Origin = tuple[str, str, int | None]
+RouteKind = Literal["aiohttp", "transport", "client"]
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """Return ``(scheme, host, port)`` with default ports made explicit."""
-    parts = urlsplit(url)
+def origin(url: str) -> Origin:
+    """Return ``(scheme, host, port)`` with default ports made explicit.
+
+    Raises:
+        RemoteError: kind ``protocol``, not retryable, when the port is out
+            of range or not a number (or the host an unclosed IPv6 bracket).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        msg = f"invalid URL for {_place(url)}: bad port or host"
+        raise RemoteError(msg, kind="protocol", retryable=False) from exc
     scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    port = port or {"http": 80, "https": 443}.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
+
+
+def _place(url: str) -> str:
+    """Return ``where(url)``, or a stand-in for a URL too broken to split."""
+    try:
+        return where(url)
+    except ValueError:  # urlsplit: an unclosed IPv6 bracket
+        return "an unparsable URL"
 
 
 def encode_path_value(value: object) -> str:
@@ -59,22 +130,104 @@ def default_client(max_connections: int = 64) -> httpx.AsyncClient:
     Uses httpx-aiohttp's transport when it is installed (the ``fast`` extra):
     measured on loopback with 50 requests in flight, the engine made ~2,500
     polls/s over it against ~150 over httpx's default pool, whose connection
-    assignment scans every connection for every queued request. Redirects are
+    assignment scans every connection for every queued request. Its
+    ``aiohttp.ClientSession`` is made inside the running loop on first use,
+    with a ``DummyCookieJar``: the engine keeps no cookies. Redirects are
     never followed by httpx: the engine follows them itself so that every hop
     is checked against the spec's host before credentials go out.
     """
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
+    transport: httpx.AsyncBaseTransport | None
     try:
         from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - optional extra
     except ImportError:
-        transport: httpx.AsyncBaseTransport | None = None
+        transport = None
     else:
-        transport = AiohttpTransport(limits=limits)
+        aiohttp_transport = AiohttpTransport(limits=limits)
+        # A factory, not a session: a session belongs to the loop it was
+        # made in, and this client may be built before any loop runs.
+        aiohttp_transport.client = lambda: _cookieless_session(aiohttp_transport)
+        transport = aiohttp_transport
     return httpx.AsyncClient(
-        limits=limits, transport=transport, follow_redirects=False, timeout=30.0
+        limits=limits,
+        transport=transport,
+        follow_redirects=False,
+        timeout=30.0,
+        headers={"accept-encoding": ACCEPT_ENCODING},
     )
+
+
+def _cookieless_session(transport: AiohttpTransport) -> aiohttp.ClientSession:
+    """Build the session ``transport`` would build for itself, minus cookies.
+
+    Mirrors ``AiohttpTransport.get_client`` (its limits, TLS context, Unix
+    socket and local address), adding a ``DummyCookieJar`` and head-line
+    limits as large as h11's.
+    """
+    import aiohttp  # noqa: PLC0415 - optional extra; imported only with its transport
+
+    limits = transport.limits
+    # aiohttp's own default (100) when httpx's limits set none, as get_client does.
+    limit = 100 if limits.max_connections is None else limits.max_connections
+    connector: aiohttp.BaseConnector
+    if transport.uds:
+        connector = aiohttp.UnixConnector(
+            path=transport.uds, keepalive_timeout=limits.keepalive_expiry, limit=limit
+        )
+    else:
+        local = (transport.local_address, 0) if transport.local_address else None
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=limits.keepalive_expiry,
+            ssl=transport.ssl_context,
+            local_addr=local,
+            limit=limit,
+        )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        max_line_size=MAX_HEAD_LINE,
+        max_field_size=MAX_HEAD_LINE,
+    )
+
+
+class _Route:
+    """How requests to one origin are sent (see ``Remote``)."""
+
+    __slots__ = ("kind", "resolves_dots", "session", "transport")
+
+    def __init__(
+        self,
+        kind: RouteKind,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        resolves_dots: bool = False,
+    ) -> None:
+        self.kind: RouteKind = kind
+        self.session = session
+        self.transport = transport
+        #: The transport under httpx turns the URL into a yarl URL from its
+        #: text, which decodes %2E and resolves the dot segment it makes.
+        self.resolves_dots = resolves_dots
+
+
+class _Target:
+    """One URL, checked and parsed, with the route its origin takes."""
+
+    __slots__ = ("route", "text", "url", "yarl_url")
+
+    def __init__(
+        self, route: _Route, text: str, url: httpx.URL, yarl_url: yarl.URL | None
+    ) -> None:
+        self.route = route
+        #: The URL as the reply reports it: the engine's own, or with the
+        #: query parameters merged in.
+        self.text = text
+        self.url = url
+        #: The same URL for aiohttp (on the aiohttp route only).
+        self.yarl_url = yarl_url
 
 
 class Remote:
@@ -82,20 +235,33 @@ class Remote:
 
     The engine does by itself what ``AsyncClient.send`` adds on top of the
     transport: it follows redirects hop by hop, puts its credential on each
-    request to the spec's own host, and keeps no cookies. So, when the client
-    has no ``auth``, cookies or event hooks of its own, a request goes
-    straight to the client's transport (the one its mounts pick for the URL,
-    resolved once per origin) with the client's headers and timeouts; that
-    skips the client's per-request URL merging and its auth, redirect and
-    cookie generators, measured as more than half of a poll's time over a fast
-    transport (``bench/throughput.py``). Otherwise, and with any httpx that
-    lacks the private ``_transport_for_url``, requests go through
-    ``client.send`` so that whatever the caller configured applies.
+    request to the spec's own host, and keeps no cookies. So requests take
+    one of three routes, chosen once per origin (scheme, host, port):
 
-    Either way the engine sends absolute URLs with the spec's timeout: the
-    client's ``base_url``, ``params`` and ``timeout`` do not apply, and its
-    headers are read the first time each distinct header set is sent. Which
-    path is taken is decided on the first request.
+    - ``aiohttp``: the transport the client's mounts pick for the URL is
+      httpx-aiohttp's ``AiohttpTransport`` (what ``default_client`` makes)
+      with no proxy, and the client has no ``auth``, event hooks or cookies
+      of its own: the request goes straight through the transport's
+      ``aiohttp.ClientSession``, building no httpx request or response;
+    - ``transport``: any other transport, same conditions: an
+      ``httpx.Request`` handed to the transport, skipping the client's URL
+      merging and its auth, redirect and cookie generators;
+    - ``client``: the client has auth, event hooks or cookies (or is an httpx
+      without the private ``_transport_for_url``): ``client.send``, so that
+      what the caller configured applies. Its cookie jar is read once, on
+      the first request: cookies a server sets later are never sent back.
+
+    Every route sends absolute URLs under ``send``'s own deadline. On the
+    first two, the client's ``base_url``, ``params`` and ``timeout`` do not
+    apply, and its headers are read the first time each distinct header set
+    is sent.
+
+    An ``AiohttpTransport`` whose session keeps cookies (aiohttp's default
+    jar) is refused with a ``RemoteError`` (protocol, not retryable) that
+    says how to build it. One with no session yet gets the session it would
+    have made, with a ``DummyCookieJar``. On the ``client`` route such a
+    transport would resolve an encoded dot segment, so those URLs are refused
+    there rather than sent to the parent path.
     """
 
     def __init__(
@@ -104,16 +270,18 @@ class Remote:
         """Use ``client`` (not owned: the caller closes it)."""
         self.client = client
         self.max_body = max_body
-        self._transports: dict[
-            tuple[str, str, int | None], httpx.AsyncBaseTransport
-        ] = {}
-        self._timeouts: dict[float, dict[str, float | None]] = {}
-        # Parsed once and reused: a job polls the same URL again and again,
-        # and parsing one costs as much as the rest of building its request.
-        self._urls: dict[str, httpx.URL] = {}
-        self._seen: set[str] = set()
         self._direct: bool | None = None
+        self._cookies: httpx.Cookies | None = None
+        self._routes: dict[Origin, _Route] = {}
+        # Kept for reuse: a job polls the same URL again and again, and
+        # checking and parsing one costs as much as the rest of its request.
+        self._targets: dict[object, _Target] = {}
+        self._seen: set[object] = set()
         self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
+        self._checked: set[tuple[tuple[str, str], ...]] = set()
+        self._aiohttp_headers: dict[tuple[tuple[str, str], ...], Any] = {}
+        self._timeouts: dict[float, dict[str, float | None]] = {}
+        self._no_aiohttp_timeout: aiohttp.ClientTimeout | None = None
 
     def direct(self) -> bool:
         """Whether requests may skip ``client.send`` (see the class docstring).
@@ -125,6 +293,7 @@ class Remote:
         if self._direct is None:
             client = self.client
             hooks = client.event_hooks
+            self._cookies = httpx.Cookies(client.cookies)
             self._direct = (
                 client.auth is None
                 and not hooks["request"]
@@ -151,98 +320,305 @@ class Remote:
         ``headers`` are the request's own, as a tuple so that the prepared
         headers (the client's merged with these) are built once per distinct
         set; they override the client's headers of the same name.
+        ``timeout`` bounds the whole exchange: connecting, sending, the
+        response head and the whole body.
 
         Raises:
-            RemoteError: kind ``transport`` for connection faults and timeouts,
-                ``protocol`` for an over-large body or an invalid URL.
+            RemoteError: kind ``transport`` for connection faults, a body cut
+                short and no complete answer within ``timeout``; ``protocol``
+                for a malformed response head, a body over the cap (as
+                decoded) or undecodable, and (not retryable) an invalid URL
+                or a client that would keep cookies.
         """
+        target = self._target(url, params)
+        if headers not in self._checked:
+            _check_headers(headers, url)
+            if len(self._checked) >= _URL_CACHE:
+                self._checked.clear()
+            self._checked.add(headers)
         try:
-            if self.direct():
-                request = httpx.Request(
-                    method,
-                    self._url(url) if not params else url,
-                    params=params,
-                    headers=self._prepared(headers),
-                    json=json_body,
-                    data=data,
-                    files=files,
-                    extensions={"timeout": self._timeout(timeout)},
-                )
-                transport = self._transport(request.url)
-                response = await transport.handle_async_request(request)
-            else:
-                request = self.client.build_request(
-                    method,
-                    url,
-                    headers=dict(headers),
-                    params=params,
-                    json=json_body,
+            async with asyncio.timeout(timeout):
+                if target.route.kind == "aiohttp":
+                    return await self._via_aiohttp(
+                        target,
+                        method=method,
+                        headers=headers,
+                        json_body=json_body,
+                        data=data,
+                        files=files,
+                    )
+                return await self._via_httpx(
+                    target,
+                    method=method,
+                    headers=headers,
+                    json_body=json_body,
                     data=data,
                     files=files,
                     timeout=timeout,
                 )
-                response = await self.client.send(
-                    request, stream=True, follow_redirects=False
-                )
-            try:
-                got = header_map(response.headers)
-                body = await self._read(response, got, url)
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException as exc:
-            msg = f"timed out talking to {where(url)}"
-            raise RemoteError(msg, kind="transport") from exc
-        except (httpx.TransportError, OSError) as exc:
-            # OSError: an in-process ASGI app that drops the connection raises
-            # ConnectionResetError straight through ASGITransport.
-            msg = f"connection to {where(url)} failed: {type(exc).__name__}"
-            raise RemoteError(msg, kind="transport") from exc
-        except httpx.InvalidURL as exc:
-            msg = f"invalid URL for {where(url)}"
-            raise RemoteError(msg, kind="protocol") from exc
-        return Reply(
-            response.status_code, got, body, str(request.url) if params else url
-        )
+        except RemoteError:
+            raise
+        except TimeoutError as exc:
+            # The deadline above (or aiohttp's own timeouts, TimeoutErrors too).
+            raise _timed_out(where(url), timeout) from exc
+        except Exception as exc:
+            error = _classify(exc, url, timeout=timeout, answered=False)
+            if error is None:
+                raise
+            raise error from exc
 
-    def _url(self, url: str) -> httpx.URL:
-        parsed = self._urls.get(url)
-        if parsed is not None:
-            return parsed
-        parsed = httpx.URL(url)
+    # -- the routes ----------------------------------------------------------------------
+
+    async def _via_aiohttp(
+        self,
+        target: _Target,
+        *,
+        method: str,
+        headers: tuple[tuple[str, str], ...],
+        json_body: Any,
+        data: Mapping[str, Any] | None,
+        files: Mapping[str, Any] | None,
+    ) -> Reply:
+        session = target.route.session
+        url = target.yarl_url
+        # Both set on the aiohttp route, by _new_route and _new_target.
+        assert session is not None  # noqa: S101 - narrows the type
+        assert url is not None  # noqa: S101 - narrows the type
+        content: bytes | None = None
+        sent: Any
+        if json_body is None and data is None and files is None:
+            sent = self._aiohttp_prepared(headers)
+        else:
+            # httpx encodes the body (JSON, form, multipart) exactly as it
+            # would on the other routes; aiohttp sends the bytes.
+            request = httpx.Request(
+                method,
+                target.text,
+                headers=self._prepared(headers),
+                json=json_body,
+                data=data,
+                files=files,
+            )
+            content = request.read()
+            sent = request.headers.multi_items()
+        response = await session.request(
+            method,
+            url,
+            headers=sent,
+            data=content,
+            allow_redirects=False,
+            auto_decompress=False,
+            raise_for_status=False,
+            timeout=self._aiohttp_timeout(),
+            max_line_size=MAX_HEAD_LINE,
+            max_field_size=MAX_HEAD_LINE,
+        )
+        try:
+            got = _header_dict(response.raw_headers)
+            body = _Body(self.max_body, got, response.status, target.text)
+            stream = response.content
+            try:
+                while chunk := await stream.readany():
+                    body.add(chunk)
+            except RemoteError:
+                raise
+            except Exception as exc:
+                error = _classify(exc, target.text, timeout=None, answered=True)
+                if error is None:
+                    raise
+                raise error from exc
+            result = body.result()
+        except BaseException:
+            # Closes the connection: a half-read body must not be reused.
+            response.close()
+            raise
+        response.release()
+        return Reply(response.status, got, result, target.text)
+
+    async def _via_httpx(
+        self,
+        target: _Target,
+        *,
+        method: str,
+        headers: tuple[tuple[str, str], ...],
+        json_body: Any,
+        data: Mapping[str, Any] | None,
+        files: Mapping[str, Any] | None,
+        timeout: float,
+    ) -> Reply:
+        route = target.route
+        if route.transport is not None and route.kind == "transport":
+            request = httpx.Request(
+                method,
+                target.url,
+                headers=self._prepared(headers),
+                json=json_body,
+                data=data,
+                files=files,
+                extensions={"timeout": self._timeout(timeout)},
+            )
+            response = await route.transport.handle_async_request(request)
+        else:
+            request = self.client.build_request(
+                method,
+                target.url,
+                headers=self._client_headers(headers),
+                json=json_body,
+                data=data,
+                files=files,
+                timeout=timeout,
+            )
+            self._only_given_cookies(request, headers)
+            response = await self.client.send(
+                request, stream=True, follow_redirects=False
+            )
+        try:
+            got = _header_dict(response.headers.raw)
+            body = _Body(self.max_body, got, response.status_code, target.text)
+            stream = response.stream
+            chunks: AsyncIterator[bytes] = (
+                aiter(stream)
+                if isinstance(stream, httpx.AsyncByteStream)
+                else response.aiter_raw()
+            )
+            try:
+                async for chunk in chunks:
+                    body.add(chunk)
+            except RemoteError:
+                raise
+            except Exception as exc:
+                error = _classify(exc, target.text, timeout=timeout, answered=True)
+                if error is None:
+                    raise
+                raise error from exc
+            result = body.result()
+        finally:
+            await response.aclose()
+        return Reply(response.status_code, got, result, target.text)
+
+    # -- built once: targets, routes, headers, timeouts ----------------------------------
+
+    def _target(self, url: str, params: Mapping[str, str] | None) -> _Target:
+        key: object = (url, *params.items()) if params else url
+        target = self._targets.get(key)
+        if target is not None:
+            return target
+        target = self._new_target(url, params)
         # Kept only on its second use within the last _URL_CACHE URLs: a job
         # polled again and again gets its parse reused, while 100,000 jobs
         # polled once a minute never fill the cache with parsed URLs that
         # would each live long enough to reach the garbage collector's oldest
-        # generation (and make its full collections frequent). The strings
-        # in _seen are not tracked by the collector.
-        if url in self._seen:
-            if len(self._urls) >= _URL_CACHE:
-                self._urls.clear()
-            self._urls[url] = parsed
+        # generation (and make its full collections frequent). The keys in
+        # _seen (strings and tuples of strings) are not tracked by it.
+        if key in self._seen:
+            if len(self._targets) >= _URL_CACHE:
+                self._targets.clear()
+            self._targets[key] = target
         else:
             if len(self._seen) >= _URL_CACHE:
                 self._seen.clear()
-            self._seen.add(url)
-        return parsed
+            self._seen.add(key)
+        return target
+
+    def _new_target(self, url: str, params: Mapping[str, str] | None) -> _Target:
+        scheme, host, port = origin(url)
+        if scheme not in {"http", "https"} or not host:
+            msg = f"invalid URL for {_place(url)}: not http(s) with a host"
+            raise RemoteError(msg, kind="protocol", retryable=False)
+        try:
+            parsed = httpx.URL(url)
+            if params:
+                parsed = parsed.copy_merge_params(params)
+        except httpx.InvalidURL as exc:
+            msg = f"invalid URL for {_place(url)}"
+            raise RemoteError(msg, kind="protocol", retryable=False) from exc
+        route = self._routes.get((scheme, host, port))
+        if route is None:
+            route = self._routes[scheme, host, port] = self._new_route(parsed, url)
+        if route.resolves_dots and _has_encoded_dot_segment(parsed.raw_path):
+            msg = (
+                f"refused to send {where(url)} through an aiohttp transport behind "
+                "client.send: it would resolve the encoded dot segment"
+            )
+            raise RemoteError(msg, kind="protocol", retryable=False)
+        text = str(parsed) if params else url
+        yarl_url = None
+        if route.kind == "aiohttp":
+            import yarl  # noqa: PLC0415 - present whenever an aiohttp route is
+
+            # encoded=True: sent as httpx would send it, byte for byte; from
+            # text, yarl would decode %2E%2E and resolve it as "..".
+            yarl_url = yarl.URL(str(parsed), encoded=True)
+        return _Target(route, text, parsed, yarl_url)
+
+    def _new_route(self, parsed: httpx.URL, url: str) -> _Route:
+        direct = self.direct()
+        client = self.client
+        transport: httpx.AsyncBaseTransport | None = None
+        if hasattr(client, "_transport_for_url"):
+            # Private, hence the hasattr(): the client's mounts (proxies,
+            # per-host transports) pick the transport for a URL.
+            transport = client._transport_for_url(parsed)  # noqa: SLF001
+        session = _aiohttp_session(transport, url) if transport is not None else None
+        if not direct:
+            return _Route("client", resolves_dots=session is not None)
+        assert transport is not None  # noqa: S101 - direct() checked _transport_for_url
+        if session is not None and getattr(transport, "proxy", None) is None:
+            return _Route("aiohttp", session=session)
+        return _Route(
+            "transport", transport=transport, resolves_dots=session is not None
+        )
 
     def _prepared(self, headers: tuple[tuple[str, str], ...]) -> httpx.Headers:
         prepared = self._headers.get(headers)
         if prepared is None:
             prepared = self.client.headers.copy()
             prepared.update(dict(headers))
+            if prepared.get("accept-encoding") in {None, _HTTPX_ACCEPT_ENCODING} and (
+                not _names(headers, "accept-encoding")
+            ):
+                prepared["accept-encoding"] = ACCEPT_ENCODING
             if len(self._headers) >= _URL_CACHE:
                 self._headers.clear()
             self._headers[headers] = prepared
         return prepared
 
-    def _transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
-        key = (url.scheme, url.host, url.port)
-        transport = self._transports.get(key)
-        if transport is None:
-            # Private, hence the hasattr() in direct(): the client's mounts
-            # (proxies, per-host transports) pick the transport for a URL.
-            transport = self._transports[key] = self.client._transport_for_url(url)  # noqa: SLF001
-        return transport
+    def _aiohttp_prepared(self, headers: tuple[tuple[str, str], ...]) -> Any:
+        prepared = self._aiohttp_headers.get(headers)
+        if prepared is None:
+            from multidict import CIMultiDict  # noqa: PLC0415 - aiohttp's own dependency
+
+            # aiohttp copies a CIMultiDict as it is; anything else it converts
+            # on every request.
+            prepared = CIMultiDict(self._prepared(headers).multi_items())
+            if len(self._aiohttp_headers) >= _URL_CACHE:
+                self._aiohttp_headers.clear()
+            self._aiohttp_headers[headers] = prepared
+        return prepared
+
+    def _client_headers(self, headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+        own = dict(headers)
+        if self.client.headers.get("accept-encoding") in {
+            None,
+            _HTTPX_ACCEPT_ENCODING,
+        } and not _names(headers, "accept-encoding"):
+            own["accept-encoding"] = ACCEPT_ENCODING
+        return own
+
+    def _only_given_cookies(
+        self, request: httpx.Request, headers: tuple[tuple[str, str], ...]
+    ) -> None:
+        """Send the cookies the client held on the first request, never later ones.
+
+        ``client.send`` stores every cookie a server sets in the client's jar,
+        and ``build_request`` sends the whole jar; a Cookie header the caller
+        put in the headers is theirs and stays.
+        """
+        if "cookie" in self.client.headers or _names(headers, "cookie"):
+            return
+        request.headers.pop("cookie", None)
+        if self._cookies:
+            self._cookies.set_cookie_header(request)
 
     def _timeout(self, seconds: float) -> dict[str, float | None]:
         timeout = self._timeouts.get(seconds)
@@ -250,42 +626,346 @@ class Remote:
             timeout = self._timeouts[seconds] = httpx.Timeout(seconds).as_dict()
         return timeout
 
-    async def _read(
-        self, response: httpx.Response, headers: Mapping[str, str], url: str
-    ) -> bytes:
+    def _aiohttp_timeout(self) -> aiohttp.ClientTimeout:
+        timeout = self._no_aiohttp_timeout
+        if timeout is None:
+            import aiohttp  # noqa: PLC0415 - present whenever an aiohttp route is
+
+            # None of aiohttp's own: the deadline around send() bounds the
+            # whole exchange, and a session's default (300 s) must not apply.
+            timeout = self._no_aiohttp_timeout = aiohttp.ClientTimeout()
+        return timeout
+
+
+def _aiohttp_session(
+    transport: httpx.AsyncBaseTransport, url: str
+) -> aiohttp.ClientSession | None:
+    """Return the cookie-free session under ``transport``, if it is httpx-aiohttp's.
+
+    Raises:
+        RemoteError: kind ``protocol``, not retryable, when the session keeps
+            cookies (it would send back what servers set).
+    """
+    module = sys.modules.get("httpx_aiohttp")
+    # Not imported means no AiohttpTransport exists: nothing to import here.
+    if module is None or not isinstance(transport, module.AiohttpTransport):
+        return None
+    import aiohttp  # noqa: PLC0415 - imported already by httpx_aiohttp
+
+    held = transport.client
+    if held is None:
+        session = _cookieless_session(transport)
+    elif isinstance(held, aiohttp.ClientSession):
+        session = held
+    else:
+        session = held()
+    # What the transport itself does on its first request: it keeps the session.
+    transport.client = session
+    if not isinstance(session.cookie_jar, aiohttp.DummyCookieJar):
+        msg = (
+            f"refused to send to {where(url)}: the client's aiohttp session keeps "
+            "cookies and would send back what servers set; build it with "
+            "cookie_jar=aiohttp.DummyCookieJar()"
+        )
+        raise RemoteError(msg, kind="protocol", retryable=False)
+    return session
+
+
+def _check_headers(headers: tuple[tuple[str, str], ...], url: str) -> None:
+    """Refuse a header HTTP cannot carry, before either transport sees it.
+
+    Raises:
+        RemoteError: kind ``protocol``, not retryable: a name that is not a
+            token, or a value with a character outside tab, space and
+            visible ASCII (h11 and aiohttp refuse them differently; a CR or
+            LF would inject a header). The value is never quoted: it may
+            be a credential.
+    """
+    for name, value in headers:
+        if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+            msg = (
+                f"could not send a valid request to {where(url)}: header "
+                f"{name[:40]!r} has a character HTTP does not allow"
+            )
+            raise RemoteError(msg, kind="protocol", retryable=False)
+
+
+def _names(headers: tuple[tuple[str, str], ...], name: str) -> bool:
+    """Whether ``headers`` has a header called ``name`` (lower case), in any case."""
+    return any(key.lower() == name for key, _ in headers)
+
+
+def _has_encoded_dot_segment(path: bytes) -> bool:
+    """Whether a path has a segment that decodes to ``.`` or ``..``."""
+    return any(
+        b"%" in segment and segment.lower().replace(b"%2e", b".") in {b".", b".."}
+        for segment in path.split(b"/")
+    )
+
+
+class _Body:
+    """A response body read up to the cap, as decoded.
+
+    A compressed body is inflated at most ``_PIECE`` bytes at a time and
+    counted piece by piece, so a bomb is given up having held no more than
+    the cap plus one piece (and one network chunk).
+    """
+
+    __slots__ = ("_cap", "_decoder", "_parts", "_size", "_status", "_url")
+
+    def __init__(
+        self, cap: int, headers: Mapping[str, str], status: int, url: str
+    ) -> None:
         declared = headers.get("content-length")
-        if (
-            declared is not None
-            and declared.isdigit()
-            and int(declared) > self.max_body
-        ):
-            msg = f"response from {where(url)} is {declared} bytes, over the {self.max_body} cap"
-            raise RemoteError(msg, kind="protocol", status=response.status_code)
-        stream = response.stream
-        chunks: AsyncIterator[bytes]
-        if "content-encoding" not in headers and isinstance(
-            stream, httpx.AsyncByteStream
-        ):
-            # Nothing to decode: read the stream itself, without the decoder
-            # and chunker layers aiter_bytes() stacks on it for every response.
-            chunks = aiter(stream)
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            msg = f"response from {where(url)} is {declared} bytes, over the {cap} cap"
+            raise RemoteError(msg, kind="protocol", status=status)
+        self._cap = cap
+        self._status = status
+        self._url = url
+        self._parts: list[bytes] = []
+        self._size = 0
+        coding = headers.get("content-encoding")
+        self._decoder = None if coding is None else _decoder(coding, url, status)
+
+    def add(self, chunk: bytes) -> None:
+        """Take one chunk as received (still encoded)."""
+        decoder = self._decoder
+        if decoder is None:
+            self._keep(chunk)
         else:
-            chunks = response.aiter_bytes()
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > self.max_body:
-                msg = f"response from {where(url)} is over the {self.max_body}-byte cap"
-                raise RemoteError(msg, kind="protocol", status=response.status_code)
-            parts.append(chunk)
-        return b"".join(parts)
+            for piece in decoder.pieces(chunk):
+                self._keep(piece)
+
+    def result(self) -> bytes:
+        """Return the whole body, decoded."""
+        if self._decoder is not None:
+            self._keep(self._decoder.flush())
+        parts = self._parts
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _keep(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._cap:
+            msg = f"response from {where(self._url)} is over the {self._cap}-byte cap"
+            raise RemoteError(msg, kind="protocol", status=self._status)
+        self._parts.append(chunk)
+
+
+def _decoder(coding: str, url: str, status: int) -> _Decoder | _Undecodable | None:
+    """Return a decoder for a Content-Encoding value (``None``: nothing to decode).
+
+    A coding not decoded here (only ``gzip``, ``deflate`` and ``identity``
+    are advertised), or more than one, gets a decoder that refuses the first
+    byte: an empty body (a 204, a 304) in any coding is still read.
+    """
+    codings = [c.strip().lower() for c in coding.split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        return None
+    if len(codings) == 1 and codings[0] in _WBITS:
+        return _Decoder(codings[0], url, status)
+    return _Undecodable(coding, url, status)
+
+
+class _Undecodable:
+    """A body in a coding this module does not decode: a protocol error."""
+
+    __slots__ = ("_coding", "_status", "_url")
+
+    def __init__(self, coding: str, url: str, status: int) -> None:
+        self._coding = coding
+        self._url = url
+        self._status = status
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """Refuse ``data`` (an empty body, as a 204 has, passes)."""
+        if not data:
+            return iter(())
+        msg = (
+            f"response from {where(self._url)} has Content-Encoding "
+            f"{self._coding[:40]!r}; only gzip and deflate are decoded"
+        )
+        raise RemoteError(msg, kind="protocol", status=self._status)
+
+    def flush(self) -> bytes:
+        """Return nothing: nothing was decoded."""
+        return b""
+
+
+class _Decoder:
+    """Inflates gzip or deflate, never more than it is allowed per call."""
+
+    __slots__ = ("_coding", "_retry_raw", "_status", "_url", "_zlib")
+
+    def __init__(self, coding: str, url: str, status: int) -> None:
+        self._coding = coding
+        self._url = url
+        self._status = status
+        self._zlib = zlib.decompressobj(_WBITS[coding])
+        # Servers send "deflate" both zlib-wrapped (RFC 9110) and raw: try
+        # the wrapper first, as httpx and aiohttp do.
+        self._retry_raw = coding == "deflate"
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """Yield what ``data`` inflates to, ``_PIECE`` bytes at most at a time."""
+        if not data:
+            return  # the raw-deflate retry stays open for real bytes
+        while True:
+            out = self._inflate(data)
+            if out:
+                yield out
+            data = self._zlib.unconsumed_tail
+            # A full piece may leave output pending with no input left.
+            if not data and len(out) < _PIECE:
+                return
+
+    def _inflate(self, data: bytes) -> bytes:
+        try:
+            try:
+                out = self._zlib.decompress(data, _PIECE)
+            except zlib.error:
+                if not self._retry_raw:
+                    raise
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                out = self._zlib.decompress(data, _PIECE)
+        except zlib.error as exc:
+            msg = f"response from {where(self._url)} is not valid {self._coding}"
+            raise RemoteError(msg, kind="protocol", status=self._status) from exc
+        self._retry_raw = False
+        return out
+
+    def flush(self) -> bytes:
+        """Return what is left once all input is in (nothing, in practice)."""
+        try:
+            return self._zlib.flush()
+        except zlib.error as exc:  # pragma: no cover - zlib reports errors on input
+            msg = f"response from {where(self._url)} is not valid {self._coding}"
+            raise RemoteError(msg, kind="protocol", status=self._status) from exc
 
 
 def header_map(headers: httpx.Headers) -> dict[str, str]:
     """Return ``headers`` as a dict keyed by lower-case name (repeats joined by ", ")."""
+    return _header_dict(headers.raw)
+
+
+def _header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Return raw header pairs as ``header_map`` does, decoded as httpx decodes them.
+
+    The same function reads both routes' heads, so a reply's headers do not
+    depend on the transport: ASCII, else UTF-8, else Latin-1, for all at once.
+    """
+    pairs = raw if isinstance(raw, (list, tuple)) else list(raw)
+    for encoding in ("ascii", "utf-8"):
+        try:
+            return _joined(pairs, encoding)
+        except UnicodeDecodeError:
+            continue
+    return _joined(pairs, "iso-8859-1")
+
+
+def _joined(pairs: Iterable[tuple[bytes, bytes]], encoding: str) -> dict[str, str]:
     result: dict[str, str] = {}
-    for name, value in headers.multi_items():
-        seen = result.get(name)
-        result[name] = value if seen is None else f"{seen}, {value}"
+    for name, value in pairs:
+        key = name.lower().decode(encoding)
+        text = value.decode(encoding)
+        seen = result.get(key)
+        result[key] = text if seen is None else f"{seen}, {text}"
     return result
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """Yield ``exc`` and what it was raised from (httpx wraps httpcore wraps h11).
+
+    Falls back on the exception being handled: httpcore re-raises h11's
+    errors in a way that leaves them there, not in ``__cause__``.
+    """
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _classify(  # noqa: PLR0911 - one return per class of fault: a table, read top down
+    exc: Exception, url: str, *, timeout: float | None, answered: bool
+) -> RemoteError | None:
+    """Map a transport's exception to a ``RemoteError`` (``None``: not a transport's).
+
+    ``answered``: the response head had arrived, so the fault cut the body
+    short (a transport fault on every route, retryable), whatever the
+    transport calls it.
+    """
+    place = where(url)
+    chain = list(_causes(exc))
+    aiohttp = sys.modules.get("aiohttp")
+    parsing = sys.modules.get("aiohttp.http_exceptions")
+    if aiohttp is not None and parsing is not None:
+        # httpx-aiohttp re-raises aiohttp's errors as httpx ones (a server
+        # that hung up becomes ConnectTimeout), or lets them through: the
+        # aiohttp error is the one that says what happened.
+        foreign = (aiohttp.ClientError, parsing.HttpProcessingError)
+        for cause in chain:
+            if isinstance(cause, foreign):
+                return _from_aiohttp(
+                    aiohttp, foreign, cause, place, timeout, answered=answered
+                )
+    name = type(exc).__name__
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return _timed_out(place, timeout)
+    if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        msg = f"invalid URL for {place}: {name}"
+        return RemoteError(msg, kind="protocol", retryable=False)
+    if isinstance(exc, httpx.LocalProtocolError):
+        msg = f"could not send a valid request to {place}: {name}"
+        return RemoteError(msg, kind="protocol", retryable=False)
+    if isinstance(exc, httpx.DecodingError):
+        msg = f"response from {place} could not be decoded: {name}"
+        return RemoteError(msg, kind="protocol")
+    if (
+        isinstance(exc, httpx.RemoteProtocolError)
+        and not answered
+        and any(type(cause).__module__.partition(".")[0] == "h11" for cause in chain)
+    ):
+        # h11 refused the head (too large, malformed). httpcore raises the
+        # same class, without an h11 cause, for a server that hung up.
+        msg = f"malformed response head from {place}: {name}"
+        return RemoteError(msg, kind="protocol")
+    if isinstance(exc, (httpx.TransportError, OSError)):
+        # OSError: an in-process ASGI app that drops the connection raises
+        # ConnectionResetError straight through ASGITransport.
+        msg = f"connection to {place} failed: {name}"
+        return RemoteError(msg, kind="transport")
+    return None
+
+
+def _from_aiohttp(
+    aiohttp: Any,
+    foreign: tuple[type[BaseException], type[BaseException]],
+    exc: BaseException,
+    place: str,
+    timeout: float | None,
+    *,
+    answered: bool,
+) -> RemoteError:
+    name = type(exc).__name__
+    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        msg = f"invalid URL for {place}: {name}"
+        return RemoteError(msg, kind="protocol", retryable=False)
+    if isinstance(exc, TimeoutError):
+        return _timed_out(place, timeout)
+    if not answered and isinstance(exc, (aiohttp.ClientResponseError, foreign[1])):
+        # aiohttp's parser refused the head (a line too long, too many
+        # headers, a bad status line): ClientResponseError from the parser's
+        # HttpProcessingError. Statuses never raise: raise_for_status=False.
+        msg = f"malformed response head from {place}: {name}"
+        return RemoteError(msg, kind="protocol")
+    msg = f"connection to {place} failed: {name}"
+    return RemoteError(msg, kind="transport")
+
+
+def _timed_out(place: str, timeout: float | None) -> RemoteError:
+    within = "" if timeout is None else f" within {timeout:g} s"
+    msg = f"no complete answer from {place}{within}"
+    return RemoteError(msg, kind="transport")
