@@ -32,9 +32,17 @@ _OPENERS = frozenset(b"[{")
 
 
 def where(url: str) -> str:
-    """Return ``host/path`` of ``url`` for messages (never the query)."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}{parts.path}"
+    """Return ``host/path`` of ``url`` for messages (never the query).
+
+    Never raises: a URL too broken to split (an unclosed IPv6 bracket) is
+    named as such; a message about it must not fail in turn.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "an unparsable URL"
+    return f"{host}{parts.path}"
 
 
 def parse_json(body: bytes, *, url: str, status: int, content_type: str) -> Any:

@@ -72,3 +72,14 @@ def test_a_parsed_body_can_be_given_up_front() -> None:
     )
 
     assert got.json() == {"x": 1}
+
+
+def test_where_names_a_url_too_broken_to_split_without_raising() -> None:
+    """A message about a broken URL must not fail in turn."""
+    from engine._core.reply import where
+
+    assert where("http://[::1/x?sig=secret") == "an unparsable URL"
+    assert (
+        where("https://api.example.test/v2/jobs?sig=secret")
+        == "api.example.test/v2/jobs"
+    )

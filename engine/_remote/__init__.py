@@ -1,4 +1,7 @@
-"""The only importer of httpx and aiohttp: send, bound, decode, map exceptions.
+"""The HTTP boundary, the only importer of httpx and aiohttp: send, bound, decode, map exceptions.
+
+This package is the boundary: ``_body`` decodes and caps bodies (pure),
+``_faults`` maps every foreign exception once, and this module sends.
 
 Every request the engine makes goes through ``Remote.send``, which
 
@@ -25,20 +28,27 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
-from ._core.reply import Reply, where
-from ._errors import RemoteError
+from engine._core.reply import Reply, where
+from engine._core.wire import encode_path_value
+from engine._errors import RemoteError
+from engine._remote._body import Body, header_dict
+from engine._remote._clients import (
+    ACCEPT_ENCODING,
+    MAX_HEAD_LINE,
+    aiohttp_session,
+    default_client,
+)
+from engine._remote._faults import classify, timed_out
 
 if TYPE_CHECKING:
     import aiohttp
     import yarl
-    from httpx_aiohttp import AiohttpTransport
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -55,26 +65,12 @@ __all__ = [
 
 #: Response bodies larger than this, as decoded, are refused (protocol error).
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
-#: The content codings decoded here, and so the only ones advertised.
-ACCEPT_ENCODING = "gzip, deflate"
-#: The longest response head line (status line or one header) accepted over
-#: aiohttp: h11's limit for a whole head (16 KiB), so that any head httpx's
-#: own transport accepts is accepted over aiohttp too (aiohttp's own default
-#: is 8,190 bytes).
-MAX_HEAD_LINE = 16 * 1024
 #: Parsed URLs (and prepared header sets) kept for reuse.
 _URL_CACHE = 4096
-#: The most a compressed body is inflated by at a time, before it is counted.
-_PIECE = 64 * 1024
 # RFC 9110 5.1 and 5.5: a field name is a token; a value is tab, space and
 # visible ASCII (obs-text is not sent).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
-_WBITS: Final = {
-    "gzip": 16 + zlib.MAX_WBITS,
-    "x-gzip": 16 + zlib.MAX_WBITS,  # RFC 9110 8.4.1.3: a recipient treats it as gzip
-    "deflate": zlib.MAX_WBITS,
-}
 # httpx's default Accept-Encoding (which adds br and zstd when their packages
 # are installed): replaced by what this module decodes. A value the caller
 # chose is left alone.
@@ -97,99 +93,11 @@ def origin(url: str) -> Origin:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        msg = f"invalid URL for {_place(url)}: bad port or host"
+        msg = f"invalid URL for {where(url)}: bad port or host"
         raise RemoteError(msg, kind="protocol", retryable=False) from exc
     scheme = parts.scheme.lower()
     port = port or {"http": 80, "https": 443}.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
-
-
-def _place(url: str) -> str:
-    """Return ``where(url)``, or a stand-in for a URL too broken to split."""
-    try:
-        return where(url)
-    except ValueError:  # urlsplit: an unclosed IPv6 bracket
-        return "an unparsable URL"
-
-
-def encode_path_value(value: object) -> str:
-    """Percent-encode one path parameter so it cannot change the path.
-
-    ``/`` is encoded, and so are dot segments: a job id ``..`` or ``../admin``
-    must stay one literal segment.
-    """
-    text = quote(str(value), safe="")
-    if text in {".", ".."}:
-        return text.replace(".", "%2E")
-    return text
-
-
-def default_client(max_connections: int = 64) -> httpx.AsyncClient:
-    """Return the client the engine creates when none is given.
-
-    Uses httpx-aiohttp's transport when it is installed (the ``fast`` extra):
-    measured on loopback with 50 requests in flight, the engine made ~2,500
-    polls/s over it against ~150 over httpx's default pool, whose connection
-    assignment scans every connection for every queued request. Its
-    ``aiohttp.ClientSession`` is made inside the running loop on first use,
-    with a ``DummyCookieJar``: the engine keeps no cookies. Redirects are
-    never followed by httpx: the engine follows them itself so that every hop
-    is checked against the spec's host before credentials go out.
-    """
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    transport: httpx.AsyncBaseTransport | None
-    try:
-        from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - optional extra
-    except ImportError:
-        transport = None
-    else:
-        aiohttp_transport = AiohttpTransport(limits=limits)
-        # A factory, not a session: a session belongs to the loop it was
-        # made in, and this client may be built before any loop runs.
-        aiohttp_transport.client = lambda: _cookieless_session(aiohttp_transport)
-        transport = aiohttp_transport
-    return httpx.AsyncClient(
-        limits=limits,
-        transport=transport,
-        follow_redirects=False,
-        timeout=30.0,
-        headers={"accept-encoding": ACCEPT_ENCODING},
-    )
-
-
-def _cookieless_session(transport: AiohttpTransport) -> aiohttp.ClientSession:
-    """Build the session ``transport`` would build for itself, minus cookies.
-
-    Mirrors ``AiohttpTransport.get_client`` (its limits, TLS context, Unix
-    socket and local address), adding a ``DummyCookieJar`` and head-line
-    limits as large as h11's.
-    """
-    import aiohttp  # noqa: PLC0415 - optional extra; imported only with its transport
-
-    limits = transport.limits
-    # aiohttp's own default (100) when httpx's limits set none, as get_client does.
-    limit = 100 if limits.max_connections is None else limits.max_connections
-    connector: aiohttp.BaseConnector
-    if transport.uds:
-        connector = aiohttp.UnixConnector(
-            path=transport.uds, keepalive_timeout=limits.keepalive_expiry, limit=limit
-        )
-    else:
-        local = (transport.local_address, 0) if transport.local_address else None
-        connector = aiohttp.TCPConnector(
-            keepalive_timeout=limits.keepalive_expiry,
-            ssl=transport.ssl_context,
-            local_addr=local,
-            limit=limit,
-        )
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        max_line_size=MAX_HEAD_LINE,
-        max_field_size=MAX_HEAD_LINE,
-    )
 
 
 class _Route:
@@ -360,9 +268,9 @@ class Remote:
             raise
         except TimeoutError as exc:
             # The deadline above (or aiohttp's own timeouts, TimeoutErrors too).
-            raise _timed_out(where(url), timeout) from exc
+            raise timed_out(where(url), timeout) from exc
         except Exception as exc:
-            error = _classify(exc, url, timeout=timeout, answered=False)
+            error = classify(exc, url, timeout=timeout, answered=False)
             if error is None:
                 raise
             raise error from exc
@@ -414,8 +322,8 @@ class Remote:
             max_field_size=MAX_HEAD_LINE,
         )
         try:
-            got = _header_dict(response.raw_headers)
-            body = _Body(self.max_body, got, response.status, target.text)
+            got = header_dict(response.raw_headers)
+            body = Body(self.max_body, got, response.status, target.text)
             stream = response.content
             try:
                 while chunk := await stream.readany():
@@ -423,7 +331,7 @@ class Remote:
             except RemoteError:
                 raise
             except Exception as exc:
-                error = _classify(exc, target.text, timeout=None, answered=True)
+                error = classify(exc, target.text, timeout=None, answered=True)
                 if error is None:
                     raise
                 raise error from exc
@@ -473,8 +381,8 @@ class Remote:
                 request, stream=True, follow_redirects=False
             )
         try:
-            got = _header_dict(response.headers.raw)
-            body = _Body(self.max_body, got, response.status_code, target.text)
+            got = header_dict(response.headers.raw)
+            body = Body(self.max_body, got, response.status_code, target.text)
             stream = response.stream
             chunks: AsyncIterator[bytes] = (
                 aiter(stream)
@@ -487,7 +395,7 @@ class Remote:
             except RemoteError:
                 raise
             except Exception as exc:
-                error = _classify(exc, target.text, timeout=timeout, answered=True)
+                error = classify(exc, target.text, timeout=timeout, answered=True)
                 if error is None:
                     raise
                 raise error from exc
@@ -523,14 +431,14 @@ class Remote:
     def _new_target(self, url: str, params: Mapping[str, str] | None) -> _Target:
         scheme, host, port = origin(url)
         if scheme not in {"http", "https"} or not host:
-            msg = f"invalid URL for {_place(url)}: not http(s) with a host"
+            msg = f"invalid URL for {where(url)}: not http(s) with a host"
             raise RemoteError(msg, kind="protocol", retryable=False)
         try:
             parsed = httpx.URL(url)
             if params:
                 parsed = parsed.copy_merge_params(params)
         except httpx.InvalidURL as exc:
-            msg = f"invalid URL for {_place(url)}"
+            msg = f"invalid URL for {where(url)}"
             raise RemoteError(msg, kind="protocol", retryable=False) from exc
         route = self._routes.get((scheme, host, port))
         if route is None:
@@ -559,7 +467,7 @@ class Remote:
             # Private, hence the hasattr(): the client's mounts (proxies,
             # per-host transports) pick the transport for a URL.
             transport = client._transport_for_url(parsed)  # noqa: SLF001
-        session = _aiohttp_session(transport, url) if transport is not None else None
+        session = aiohttp_session(transport, url) if transport is not None else None
         if not direct:
             return _Route("client", resolves_dots=session is not None)
         assert transport is not None  # noqa: S101 - direct() checked _transport_for_url
@@ -637,40 +545,6 @@ class Remote:
         return timeout
 
 
-def _aiohttp_session(
-    transport: httpx.AsyncBaseTransport, url: str
-) -> aiohttp.ClientSession | None:
-    """Return the cookie-free session under ``transport``, if it is httpx-aiohttp's.
-
-    Raises:
-        RemoteError: kind ``protocol``, not retryable, when the session keeps
-            cookies (it would send back what servers set).
-    """
-    module = sys.modules.get("httpx_aiohttp")
-    # Not imported means no AiohttpTransport exists: nothing to import here.
-    if module is None or not isinstance(transport, module.AiohttpTransport):
-        return None
-    import aiohttp  # noqa: PLC0415 - imported already by httpx_aiohttp
-
-    held = transport.client
-    if held is None:
-        session = _cookieless_session(transport)
-    elif isinstance(held, aiohttp.ClientSession):
-        session = held
-    else:
-        session = held()
-    # What the transport itself does on its first request: it keeps the session.
-    transport.client = session
-    if not isinstance(session.cookie_jar, aiohttp.DummyCookieJar):
-        msg = (
-            f"refused to send to {where(url)}: the client's aiohttp session keeps "
-            "cookies and would send back what servers set; build it with "
-            "cookie_jar=aiohttp.DummyCookieJar()"
-        )
-        raise RemoteError(msg, kind="protocol", retryable=False)
-    return session
-
-
 def _check_headers(headers: tuple[tuple[str, str], ...], url: str) -> None:
     """Refuse a header HTTP cannot carry, before either transport sees it.
 
@@ -703,269 +577,6 @@ def _has_encoded_dot_segment(path: bytes) -> bool:
     )
 
 
-class _Body:
-    """A response body read up to the cap, as decoded.
-
-    A compressed body is inflated at most ``_PIECE`` bytes at a time and
-    counted piece by piece, so a bomb is given up having held no more than
-    the cap plus one piece (and one network chunk).
-    """
-
-    __slots__ = ("_cap", "_decoder", "_parts", "_size", "_status", "_url")
-
-    def __init__(
-        self, cap: int, headers: Mapping[str, str], status: int, url: str
-    ) -> None:
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > cap:
-            msg = f"response from {where(url)} is {declared} bytes, over the {cap} cap"
-            raise RemoteError(msg, kind="protocol", status=status)
-        self._cap = cap
-        self._status = status
-        self._url = url
-        self._parts: list[bytes] = []
-        self._size = 0
-        coding = headers.get("content-encoding")
-        self._decoder = None if coding is None else _decoder(coding, url, status)
-
-    def add(self, chunk: bytes) -> None:
-        """Take one chunk as received (still encoded)."""
-        decoder = self._decoder
-        if decoder is None:
-            self._keep(chunk)
-        else:
-            for piece in decoder.pieces(chunk):
-                self._keep(piece)
-
-    def result(self) -> bytes:
-        """Return the whole body, decoded."""
-        if self._decoder is not None:
-            self._keep(self._decoder.flush())
-        parts = self._parts
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def _keep(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > self._cap:
-            msg = f"response from {where(self._url)} is over the {self._cap}-byte cap"
-            raise RemoteError(msg, kind="protocol", status=self._status)
-        self._parts.append(chunk)
-
-
-def _decoder(coding: str, url: str, status: int) -> _Decoder | _Undecodable | None:
-    """Return a decoder for a Content-Encoding value (``None``: nothing to decode).
-
-    A coding not decoded here (only ``gzip``, ``deflate`` and ``identity``
-    are advertised), or more than one, gets a decoder that refuses the first
-    byte: an empty body (a 204, a 304) in any coding is still read.
-    """
-    codings = [c.strip().lower() for c in coding.split(",")]
-    codings = [c for c in codings if c and c != "identity"]
-    if not codings:
-        return None
-    if len(codings) == 1 and codings[0] in _WBITS:
-        return _Decoder(codings[0], url, status)
-    return _Undecodable(coding, url, status)
-
-
-class _Undecodable:
-    """A body in a coding this module does not decode: a protocol error."""
-
-    __slots__ = ("_coding", "_status", "_url")
-
-    def __init__(self, coding: str, url: str, status: int) -> None:
-        self._coding = coding
-        self._url = url
-        self._status = status
-
-    def pieces(self, data: bytes) -> Iterator[bytes]:
-        """Refuse ``data`` (an empty body, as a 204 has, passes)."""
-        if not data:
-            return iter(())
-        msg = (
-            f"response from {where(self._url)} has Content-Encoding "
-            f"{self._coding[:40]!r}; only gzip and deflate are decoded"
-        )
-        raise RemoteError(msg, kind="protocol", status=self._status)
-
-    def flush(self) -> bytes:
-        """Return nothing: nothing was decoded."""
-        return b""
-
-
-class _Decoder:
-    """Inflates gzip or deflate, never more than it is allowed per call."""
-
-    __slots__ = ("_coding", "_retry_raw", "_status", "_url", "_zlib")
-
-    def __init__(self, coding: str, url: str, status: int) -> None:
-        self._coding = coding
-        self._url = url
-        self._status = status
-        self._zlib = zlib.decompressobj(_WBITS[coding])
-        # Servers send "deflate" both zlib-wrapped (RFC 9110) and raw: try
-        # the wrapper first, as httpx and aiohttp do.
-        self._retry_raw = coding == "deflate"
-
-    def pieces(self, data: bytes) -> Iterator[bytes]:
-        """Yield what ``data`` inflates to, ``_PIECE`` bytes at most at a time."""
-        if not data:
-            return  # the raw-deflate retry stays open for real bytes
-        while True:
-            out = self._inflate(data)
-            if out:
-                yield out
-            data = self._zlib.unconsumed_tail
-            # A full piece may leave output pending with no input left.
-            if not data and len(out) < _PIECE:
-                return
-
-    def _inflate(self, data: bytes) -> bytes:
-        try:
-            try:
-                out = self._zlib.decompress(data, _PIECE)
-            except zlib.error:
-                if not self._retry_raw:
-                    raise
-                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-                out = self._zlib.decompress(data, _PIECE)
-        except zlib.error as exc:
-            msg = f"response from {where(self._url)} is not valid {self._coding}"
-            raise RemoteError(msg, kind="protocol", status=self._status) from exc
-        self._retry_raw = False
-        return out
-
-    def flush(self) -> bytes:
-        """Return what is left once all input is in (nothing, in practice)."""
-        try:
-            return self._zlib.flush()
-        except zlib.error as exc:  # pragma: no cover - zlib reports errors on input
-            msg = f"response from {where(self._url)} is not valid {self._coding}"
-            raise RemoteError(msg, kind="protocol", status=self._status) from exc
-
-
 def header_map(headers: httpx.Headers) -> dict[str, str]:
     """Return ``headers`` as a dict keyed by lower-case name (repeats joined by ", ")."""
-    return _header_dict(headers.raw)
-
-
-def _header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Return raw header pairs as ``header_map`` does, decoded as httpx decodes them.
-
-    The same function reads both routes' heads, so a reply's headers do not
-    depend on the transport: ASCII, else UTF-8, else Latin-1, for all at once.
-    """
-    pairs = raw if isinstance(raw, (list, tuple)) else list(raw)
-    for encoding in ("ascii", "utf-8"):
-        try:
-            return _joined(pairs, encoding)
-        except UnicodeDecodeError:
-            continue
-    return _joined(pairs, "iso-8859-1")
-
-
-def _joined(pairs: Iterable[tuple[bytes, bytes]], encoding: str) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for name, value in pairs:
-        key = name.lower().decode(encoding)
-        text = value.decode(encoding)
-        seen = result.get(key)
-        result[key] = text if seen is None else f"{seen}, {text}"
-    return result
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """Yield ``exc`` and what it was raised from (httpx wraps httpcore wraps h11).
-
-    Falls back on the exception being handled: httpcore re-raises h11's
-    errors in a way that leaves them there, not in ``__cause__``.
-    """
-    current: BaseException | None = exc
-    for _ in range(8):
-        if current is None:
-            return
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _classify(  # noqa: PLR0911 - one return per class of fault: a table, read top down
-    exc: Exception, url: str, *, timeout: float | None, answered: bool
-) -> RemoteError | None:
-    """Map a transport's exception to a ``RemoteError`` (``None``: not a transport's).
-
-    ``answered``: the response head had arrived, so the fault cut the body
-    short (a transport fault on every route, retryable), whatever the
-    transport calls it.
-    """
-    place = where(url)
-    chain = list(_causes(exc))
-    aiohttp = sys.modules.get("aiohttp")
-    parsing = sys.modules.get("aiohttp.http_exceptions")
-    if aiohttp is not None and parsing is not None:
-        # httpx-aiohttp re-raises aiohttp's errors as httpx ones (a server
-        # that hung up becomes ConnectTimeout), or lets them through: the
-        # aiohttp error is the one that says what happened.
-        foreign = (aiohttp.ClientError, parsing.HttpProcessingError)
-        for cause in chain:
-            if isinstance(cause, foreign):
-                return _from_aiohttp(
-                    aiohttp, foreign, cause, place, timeout, answered=answered
-                )
-    name = type(exc).__name__
-    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
-        return _timed_out(place, timeout)
-    if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
-        msg = f"invalid URL for {place}: {name}"
-        return RemoteError(msg, kind="protocol", retryable=False)
-    if isinstance(exc, httpx.LocalProtocolError):
-        msg = f"could not send a valid request to {place}: {name}"
-        return RemoteError(msg, kind="protocol", retryable=False)
-    if isinstance(exc, httpx.DecodingError):
-        msg = f"response from {place} could not be decoded: {name}"
-        return RemoteError(msg, kind="protocol")
-    if (
-        isinstance(exc, httpx.RemoteProtocolError)
-        and not answered
-        and any(type(cause).__module__.partition(".")[0] == "h11" for cause in chain)
-    ):
-        # h11 refused the head (too large, malformed). httpcore raises the
-        # same class, without an h11 cause, for a server that hung up.
-        msg = f"malformed response head from {place}: {name}"
-        return RemoteError(msg, kind="protocol")
-    if isinstance(exc, (httpx.TransportError, OSError)):
-        # OSError: an in-process ASGI app that drops the connection raises
-        # ConnectionResetError straight through ASGITransport.
-        msg = f"connection to {place} failed: {name}"
-        return RemoteError(msg, kind="transport")
-    return None
-
-
-def _from_aiohttp(
-    aiohttp: Any,
-    foreign: tuple[type[BaseException], type[BaseException]],
-    exc: BaseException,
-    place: str,
-    timeout: float | None,
-    *,
-    answered: bool,
-) -> RemoteError:
-    name = type(exc).__name__
-    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
-        msg = f"invalid URL for {place}: {name}"
-        return RemoteError(msg, kind="protocol", retryable=False)
-    if isinstance(exc, TimeoutError):
-        return _timed_out(place, timeout)
-    if not answered and isinstance(exc, (aiohttp.ClientResponseError, foreign[1])):
-        # aiohttp's parser refused the head (a line too long, too many
-        # headers, a bad status line): ClientResponseError from the parser's
-        # HttpProcessingError. Statuses never raise: raise_for_status=False.
-        msg = f"malformed response head from {place}: {name}"
-        return RemoteError(msg, kind="protocol")
-    msg = f"connection to {place} failed: {name}"
-    return RemoteError(msg, kind="transport")
-
-
-def _timed_out(place: str, timeout: float | None) -> RemoteError:
-    within = "" if timeout is None else f" within {timeout:g} s"
-    msg = f"no complete answer from {place}{within}"
-    return RemoteError(msg, kind="transport")
+    return header_dict(headers.raw)
