@@ -145,13 +145,13 @@ def _check_tables(path: Path, name: str) -> LogFormat:
         return "store"
     if columns >= _LOG_COLUMNS:
         return "sqlite"
-    if "jobs" in tables:
+    if "audit" in tables:
+        msg = f"{name} is not an audit log (its audit table has unknown columns)"
+    elif "jobs" in tables:
         msg = (
             f"{name} is a job store without an audit table (written by an older "
             "statepoll: its audit log is the file given with --audit)"
         )
-    elif "audit" in tables:
-        msg = f"{name} is not an audit log (its audit table has unknown columns)"
     else:
         msg = f"{name} is not an audit log (an SQLite database without an audit table)"
     raise AuditFormatError(msg)

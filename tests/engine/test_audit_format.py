@@ -119,6 +119,34 @@ def test_a_job_store_without_an_audit_table_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_an_audit_table_of_unknown_columns_is_refused(tmp_path: Path) -> None:
+    """An audit table that is neither a log's nor a store's is not guessed at."""
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE audit (what TEXT)")
+    db.commit()
+    db.close()
+
+    with pytest.raises(AuditFormatError, match="its audit table has unknown columns"):
+        verify_log(path)
+
+
+def test_a_store_whose_jobs_table_was_dropped_cannot_be_read(tmp_path: Path) -> None:
+    """Without its jobs table a store's heads cannot be checked: an error, never "intact"."""
+    path = _job_store(tmp_path / "jobs.db")
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE jobs")
+    db.commit()
+    db.close()
+
+    with pytest.raises(AuditFormatError) as info:
+        verify_log(path)
+
+    assert str(info.value) == (
+        f"{path}: cannot read the job store's audit table: no such table: jobs"
+    )
+
+
 def test_an_older_stores_log_table_beside_its_jobs_is_read_as_a_log(
     tmp_path: Path,
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.audit import VerifyReport, verify_log
+from engine.audit import VerifyReport, read_records, verify_log
 from engine.audit._records import record_hash
 from engine.stores import SqliteJobStore
 from statemachines import Spec
@@ -272,6 +272,17 @@ def test_a_row_that_is_not_json_is_tampered(store: Path) -> None:
     assert report[0].message == (
         f"job k2 (jseq 2), writer {WRITER_B} (wseq 3): not a JSON record (edited)"
     )
+
+
+def test_a_row_whose_record_is_not_text_is_tampered_and_not_read(store: Path) -> None:
+    """A number in place of a record: verify reports it, read_records skips it."""
+    _sql(store, "UPDATE audit SET record = 42 WHERE id = 13")
+
+    report = verify_log(store)
+
+    assert (13, "tampered") in _found(report)
+    assert "not a JSON record" in report[0].message
+    assert len(list(read_records(store))) == 12
 
 
 def test_a_finished_jobs_purged_row_is_not_tampering(store: Path) -> None:
