@@ -12,6 +12,7 @@ import pytest
 
 from engine.audit import VerifyReport, read_records, verify_log
 from engine.audit._records import record_hash
+from engine.audit._store import open_store_audit
 from engine.stores import SqliteJobStore
 from statemachines import Spec
 from tests.engine.audit_store_build import (
@@ -108,6 +109,34 @@ def test_a_store_with_a_job_and_no_record_yet_is_intact(
     asyncio.run(main())
 
     assert verify_log(path) == VerifyReport((), 0)
+
+
+def test_every_pass_reads_one_snapshot_while_a_writer_commits(
+    tmp_path: Path, store: Path, spec: Spec
+) -> None:
+    """A step committed between two passes is seen by neither: heads and chains agree."""
+
+    async def commit_one_more() -> None:
+        writer = SqliteJobStore(store)
+        await writer.open("writer-c", lease=30.0, now=0.0)
+        try:
+            await writer.add(
+                state(spec, "k4", "j4"),
+                [entry(spec, "submitted", "j4", dst="Queued")],
+                hold=False,
+                now=3.0,
+            )
+        finally:
+            await writer.close()
+
+    with open_store_audit(store, str(store)) as audit:
+        by_writer = list(audit.by_writer())
+        asyncio.run(commit_one_more())
+        by_job = list(audit.by_job())
+
+    assert len(by_writer) == 13
+    assert {row.job for row, _ in by_job} == {"k1", "k2", "k3"}
+    assert len(list(read_records(store))) == 14
 
 
 # -- tampered -------------------------------------------------------------------------
