@@ -9,11 +9,19 @@ engine passes every entry through a :class:`Redactor` (secrets, the spec's
 redact pointers and secret query parameters), and each sink blanks the
 secrets it was given once more before hashing.
 
+A job store keeps its own audit table, committed with each step and chained
+twice (per writer and per job, see :func:`build_chained_record`); the readers
+(:func:`read_records`, :func:`verify_log`, :func:`show_log`,
+:func:`log_stats`) take a store's path or ``sqlite:///`` URL as well as a log.
+
 The modules: ``_entry`` (what the engine hands over), ``_records`` (the record
 on disk and its hash), ``_redact`` (Redactor), ``_format`` (telling a log
-from other files), ``_sinks`` (JSON Lines and SQLite), ``_read`` (reading a
-log back), ``_specs`` (finding a record's spec), ``_verify`` (chain and
-legality), ``_report`` (show and stats).
+from a store and from other files), ``_sinks`` (JSON Lines and SQLite),
+``_read`` (reading a log back), ``_store`` (reading a store's audit table),
+``_specs`` (finding a record's spec), ``_problems`` (what verify reports),
+``_legality`` (whether each move may follow), ``_verify`` (a log's chain),
+``_verify_store`` (a store's chains), ``_describe`` and ``_report`` (show
+and stats).
 """
 
 from ._entry import AUDIT_KINDS, AuditEntry, spec_entry

@@ -1,8 +1,10 @@
-"""Telling an audit log from other files, before reading or appending to one.
+"""Telling an audit log from a job store and from other files, before reading one.
 
 A log is SQLite when its first bytes say so (or, for a new file, when its name
-ends in .db, .sqlite or .sqlite3) and JSON Lines otherwise. A file that is
-neither, such as a job store or a stray binary, is refused with one clear
+ends in .db, .sqlite or .sqlite3) and JSON Lines otherwise. A SQLite file
+whose ``audit`` table holds writer and job chains is a job store: its audit
+table is read as the log (a path, or a ``sqlite:///`` URL). A file that is
+none of these, such as a stray binary, is refused with one clear
 :class:`AuditFormatError` rather than read as a log full of torn lines.
 """
 
@@ -12,7 +14,8 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
+from urllib.parse import urlsplit
 
 from ._errors import AuditFormatError
 
@@ -23,6 +26,16 @@ _HEAD_BYTES: Final = 1 << 20
 #: Every record a sink writes starts so; a first line cut short by a crash
 #: still does, while a line of some other file does not.
 _RECORD_START: Final = b'{"seq"'
+#: Columns of a log's audit table, and of a job store's (chained twice).
+_LOG_COLUMNS: Final = frozenset({"seq", "record", "hash"})
+_STORE_COLUMNS: Final = frozenset(
+    {"id", "writer", "wseq", "job", "jseq", "record", "hash"}
+)
+
+#: A log's own file: JSON Lines or SQLite.
+LogFile = Literal["jsonl", "sqlite"]
+#: What a file given as a log holds: a log's own file, or a job store.
+LogFormat = Literal[LogFile, "store"]
 
 
 def is_sqlite(path: Path) -> bool:
@@ -42,16 +55,57 @@ def sqlite_uri(path: Path) -> str:
     return path.resolve().as_uri() + "?mode=ro"
 
 
-def check_log(path: str | os.PathLike[str]) -> bool:
-    """Check that an existing ``path`` is an audit log; return whether it is SQLite.
+def locate_log(target: str | os.PathLike[str]) -> tuple[Path, LogFormat]:
+    """Return the file a log path or store URL names, and what it holds.
+
+    ``target`` is a log's path, a job store's path, or a store URL
+    (``sqlite:///relative``, ``sqlite:////absolute``).
 
     Raises:
-        AuditFormatError: for a directory, a job store or another SQLite
-            database, a file named .db that is not SQLite, or a JSON Lines file
-            whose first line is not a record.
+        AuditFormatError: for a PostgreSQL store (not readable yet), a URL of
+            another scheme, or a file that is neither a log nor a store (see
+            :func:`check_log`).
         FileNotFoundError: when there is no such file.
     """
-    name = os.fspath(path)
+    text = os.fspath(target)
+    path = Path(_url_path(text)) if "://" in text else Path(target)
+    return path, check_log(path, name=text)
+
+
+def _url_path(url: str) -> str:
+    # engine.stores imports this package (its records), so it is imported
+    # here, when a URL is read, rather than at module level.
+    from engine.stores import StoreError, store_path  # noqa: PLC0415 - see above
+
+    try:
+        path = store_path(url)
+    except StoreError as exc:
+        msg = f"cannot read an audit log from this URL: {exc}"
+        raise AuditFormatError(msg) from exc
+    if path is None:
+        # Host and database only: a URL may carry a password.
+        parts = urlsplit(url)
+        where = f"{parts.hostname or 'localhost'}{parts.path}"
+        msg = (
+            f"reading the audit table of a PostgreSQL store ({where}) is not "
+            "supported yet; export it, or verify a SQLite store"
+        )
+        raise AuditFormatError(msg)
+    return path
+
+
+def check_log(path: str | os.PathLike[str], *, name: str | None = None) -> LogFormat:
+    """Check that an existing ``path`` is an audit log or a job store; say which.
+
+    ``name`` is how messages call it (default: ``path``).
+
+    Raises:
+        AuditFormatError: for a directory, a SQLite database that is neither
+            a log nor a store with an audit table, a file named .db that is
+            not SQLite, or a JSON Lines file whose first line is not a record.
+        FileNotFoundError: when there is no such file.
+    """
+    name = os.fspath(path) if name is None else name
     where = Path(path)
     if where.is_dir():
         msg = f"{name} is a directory, not an audit log"
@@ -59,18 +113,17 @@ def check_log(path: str | os.PathLike[str]) -> bool:
     with where.open("rb") as handle:
         head = handle.read(_HEAD_BYTES)
     if head.startswith(SQLITE_HEADER):
-        _check_tables(where, name)
-        return True
+        return _check_tables(where, name)
     if where.suffix.lower() in SQLITE_SUFFIXES and head:
         msg = f"{name} is not an audit log (not an SQLite database)"
         raise AuditFormatError(msg)
     if where.suffix.lower() in SQLITE_SUFFIXES:
-        return True  # an empty file: SQLite takes it as an empty database
+        return "sqlite"  # an empty file: SQLite takes it as an empty database
     _check_first_line(head, name)
-    return False
+    return "jsonl"
 
 
-def _check_tables(path: Path, name: str) -> None:
+def _check_tables(path: Path, name: str) -> LogFormat:
     try:
         db = sqlite3.connect(sqlite_uri(path), uri=True)
         try:
@@ -80,15 +133,25 @@ def _check_tables(path: Path, name: str) -> None:
                     "SELECT name FROM sqlite_master WHERE type='table'"
                 )
             }
+            columns = {str(row[1]) for row in db.execute("PRAGMA table_info(audit)")}
         finally:
             db.close()
     except sqlite3.Error as exc:
         msg = f"{name} is not an audit log (unreadable SQLite database: {exc})"
         raise AuditFormatError(msg) from exc
-    if "jobs" in tables:
-        msg = f"{name} is a job store, not an audit log"
-    elif "audit" in tables:
-        return
+    # Told by the audit table's columns: an older store could hold a log's
+    # table (seq, record, hash) beside its jobs, and that is read as a log.
+    if columns >= _STORE_COLUMNS:
+        return "store"
+    if columns >= _LOG_COLUMNS:
+        return "sqlite"
+    if "audit" in tables:
+        msg = f"{name} is not an audit log (its audit table has unknown columns)"
+    elif "jobs" in tables:
+        msg = (
+            f"{name} is a job store without an audit table (written by an older "
+            "statepoll: its audit log is the file given with --audit)"
+        )
     else:
         msg = f"{name} is not an audit log (an SQLite database without an audit table)"
     raise AuditFormatError(msg)

@@ -1,8 +1,7 @@
-"""Reading a log back: every record, in order, from either sink's file."""
+"""Reading a log back: every record, in order, from either sink's file or a job store."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
@@ -11,7 +10,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._errors import AuditFormatError
-from ._format import check_log, sqlite_uri
+from ._format import LogFile, locate_log, sqlite_uri
+from ._records import parse_record
+from ._store import store_records
 
 _ALL: Final = "SELECT record FROM audit ORDER BY seq"
 # The position in seq order is the record's "line", as in the full read.
@@ -21,24 +22,20 @@ _LIKE: Final = (
 )
 
 
-def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
-    """Check ``path`` is a log, then yield (line number, parsed record or raw text).
+def iter_lines(path: Path, fmt: LogFile) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed record or raw text) of a log checked to be of ``fmt``.
 
     A line that does not parse (torn by a crash, edited, or nested too deep
     for the parser) is yielded as its raw text for the verifier to report.
-    For SQLite, the line number is the row's position in ``seq`` order.
-
-    Raises:
-        AuditFormatError: if ``path`` is not an audit log (see ``check_log``).
+    For SQLite, the line number is the row's position in ``seq`` order. A
+    job store is read by ``_store`` instead.
     """
-    sqlite = check_log(path)  # before the generator starts: the caller sees it at once
-    where = Path(path)
-    if where.stat().st_size == 0:
+    if path.stat().st_size == 0:
         return iter(())
-    return _sqlite_lines(where) if sqlite else _jsonl_lines(where)
+    return _sqlite_lines(path) if fmt == "sqlite" else _jsonl_lines(path)
 
 
-def iter_kind(path: str | os.PathLike[str], kind: str) -> Iterator[tuple[int, Any]]:
+def iter_kind(path: Path, fmt: LogFile, kind: str) -> Iterator[tuple[int, Any]]:
     """Yield (line number, record) of every parsed record of ``kind``, cheaply.
 
     Lines are matched on their raw text first and parsed only when they may
@@ -46,34 +43,25 @@ def iter_kind(path: str | os.PathLike[str], kind: str) -> Iterator[tuple[int, An
     costs a scan, not a parse of every line.
     """
     pattern = re.compile(rb'"kind"\s*:\s*"' + re.escape(kind.encode()) + rb'"')
-    for number, record in _matching_lines(path, pattern, kind):
+    for number, record in _matching_lines(path, fmt, pattern, kind):
         if isinstance(record, dict) and record.get("kind") == kind:
             yield number, record
 
 
 def _matching_lines(
-    path: str | os.PathLike[str], pattern: re.Pattern[bytes], hint: str
+    path: Path, fmt: LogFile, pattern: re.Pattern[bytes], hint: str
 ) -> Iterator[tuple[int, Any]]:
-    sqlite = check_log(path)
-    where = Path(path)
-    if where.stat().st_size == 0:
+    if path.stat().st_size == 0:
         return
-    if sqlite:
-        for number, text in _sqlite_lines(where, like=f'%"{hint}"%'):
+    if fmt == "sqlite":
+        for number, text in _sqlite_lines(path, like=f'%"{hint}"%'):
             if pattern.search(text.encode("utf-8")):
-                yield number, _parse(text)
+                yield number, parse_record(text)
         return
-    with where.open("rb") as handle:
+    with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
             if pattern.search(raw):
-                yield number, _parse(raw)
-
-
-def _parse(raw: str | bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        return raw
+                yield number, parse_record(raw)
 
 
 def _sqlite_lines(path: Path, *, like: str | None = None) -> Iterator[tuple[int, Any]]:
@@ -86,7 +74,7 @@ def _sqlite_lines(path: Path, *, like: str | None = None) -> Iterator[tuple[int,
         else:
             rows = ((n, text) for n, text in db.execute(_LIKE, (like,)))
         for number, text in rows:
-            yield number, str(text) if like is not None else _parse(text)
+            yield number, str(text) if like is not None else parse_record(text)
     except sqlite3.Error as exc:
         msg = f"{path} is not an audit log (cannot read its audit table: {exc})"
         raise AuditFormatError(msg) from exc
@@ -98,13 +86,25 @@ def _jsonl_lines(path: Path) -> Iterator[tuple[int, Any]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
             if raw.strip():
-                yield number, _parse(raw)
+                yield number, parse_record(raw)
 
 
 def read_records(path: str | os.PathLike[str]) -> Iterator[Mapping[str, Any]]:
-    """Return every valid record of a log, in order (torn lines are skipped; verify reports them).
+    """Return every valid record of a log or a job store, in order.
+
+    A log's records come in its order (torn lines are skipped; verify reports
+    them); a job store's (a path or ``sqlite:///`` URL) in commit order.
 
     Raises:
-        AuditFormatError: at once, if ``path`` is not an audit log.
+        AuditFormatError: at once, if ``path`` is neither an audit log nor a
+            job store this build can read.
     """
-    return (record for _, record in iter_lines(path) if isinstance(record, dict))
+    where, fmt = locate_log(path)
+    if fmt == "store":
+        return store_records(where, os.fspath(path))
+    return log_records(where, fmt)
+
+
+def log_records(path: Path, fmt: LogFile) -> Iterator[Mapping[str, Any]]:
+    """Return every valid record of a log checked to be of ``fmt``, in order."""
+    return (record for _, record in iter_lines(path, fmt) if isinstance(record, dict))

@@ -128,6 +128,14 @@ def build_chained_record(
     return chained
 
 
+def parse_record(raw: str | bytes) -> Any:
+    """Return the parsed record, or ``raw`` itself when it does not parse."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw
+
+
 def _utf8(text: str) -> str:
     # A lone surrogate ("\ud800" in a service's JSON) cannot be encoded: the
     # line could not be written, nor its hash computed. "?" stands in for it.

@@ -1,63 +1,50 @@
-"""Reports: a job's timeline (show) and time-in-state statistics (stats)."""
+"""Reports: each job's timeline (show) and time-in-state statistics (stats), of a log or a store."""
 
 from __future__ import annotations
 
-import datetime as dt
+import itertools
 import os
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from ._read import read_records
-from ._verify import SESSION_ENDS
+from ._describe import describe, detail, parse_time
+from ._format import locate_log
+from ._legality import SESSION_ENDS
+from ._read import log_records
+from ._store import StoreRow, open_store_audit, store_records
 
-#: Longest excerpt of a value a timeline line shows (a body may be megabytes).
-_EXCERPT: Final = 120
 _RETRIES: Final = frozenset({"retrying", "retry", "retry_after"})
 _Record = Mapping[str, Any]
-
-
-def _parse_time(text: Any) -> float:
-    try:
-        return (
-            dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S.%fZ")
-            .replace(tzinfo=dt.UTC)
-            .timestamp()
-        )
-    except ValueError:
-        return 0.0
-
-
-def _detail(r: _Record) -> Mapping[str, Any]:
-    detail = r.get("detail")
-    return detail if isinstance(detail, Mapping) else {}
-
-
-def _excerpt(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else value
-    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
 
 
 # -- show -----------------------------------------------------------------------------
 
 
 def show_log(path: str | os.PathLike[str], *, job: str | None = None) -> list[str]:
-    """Return each job's timeline as readable lines (or one job's).
+    """Return each job's timeline as readable lines (or one job's), from a log or a store.
 
     ``spec`` records are listed first, as the specs the log carries. A
     submission not yet known by its job id (``intent``, ``lookup``,
     ``unresolved_submission``) is shown by its client reference, and joins its
     job's timeline once a record names both. ``job`` matches a job id or a
-    client reference.
+    client reference (or, in a job store, a job's key).
+
+    A job store's timelines follow each job's chain (whichever driver wrote
+    each record), the jobs in the order they were first committed.
     """
+    where, fmt = locate_log(path)
+    if fmt == "store":
+        return _show_store(where, os.fspath(path), job)
     specs: list[str] = []
     groups: dict[tuple[str, str], list[_Record]] = {}
-    for record in read_records(path):
+    for record in log_records(where, fmt):
         if record.get("kind") == "spec":
-            specs.append(f"  {record.get('time')}  {_describe(record)}")
+            specs.append(f"  {record.get('time')}  {describe(record)}")
             continue
         _place(groups, record)
     if job is not None:
@@ -66,22 +53,73 @@ def show_log(path: str | os.PathLike[str], *, job: str | None = None) -> list[st
     if specs and job is None:
         lines += ["specs recorded in this log", *specs, ""]
     for (service, name), records in groups.items():
-        first = records[0]
-        lines.append(f"{service}/{first.get('lifecycle')} {name}")
-        start = _parse_time(first.get("time"))
-        for r in records:
-            offset = _parse_time(r.get("time")) - start
-            lines.append(f"  {r.get('time')}  +{offset:8.3f}s  {_describe(r)}")
-        lines.append("")
+        lines += _timeline(f"{service}/{records[0].get('lifecycle')} {name}", records)
     if job is not None and not groups:
         lines.append(f"no records for job {job}")
     return lines
 
 
+def _timeline(title: str, records: Sequence[_Record]) -> list[str]:
+    lines = [title]
+    start = parse_time(records[0].get("time"))
+    for r in records:
+        offset = parse_time(r.get("time")) - start
+        lines.append(f"  {r.get('time')}  +{offset:8.3f}s  {describe(r)}")
+    lines.append("")
+    return lines
+
+
+def _show_store(where: Path, name: str, job: str | None) -> list[str]:
+    specs: list[str] = []
+    timelines: list[tuple[int, list[str]]] = []
+    with open_store_audit(where, name) as audit:
+        for row in audit.without_job():
+            if isinstance(row.record, dict):
+                specs.append(f"  {row.record.get('time')}  {describe(row.record)}")
+        for key, records, first in _chains(audit.by_job()):
+            if records and (job is None or _store_matches(key, records, job)):
+                timelines.append(
+                    (first, _timeline(_store_title(key, records), records))
+                )
+    lines: list[str] = []
+    if specs and job is None:
+        lines += ["specs recorded in this store", *specs, ""]
+    for _, timeline in sorted(timelines, key=lambda t: t[0]):
+        lines += timeline
+    if job is not None and not timelines:
+        lines.append(f"no records for job {job}")
+    return lines
+
+
+def _chains(
+    rows: Iterable[tuple[StoreRow, Any]],
+) -> Iterator[tuple[Any, list[_Record], int]]:
+    """Yield (key, its records in chain order, its first row's id), one job at a time."""
+    for key, group in itertools.groupby((row for row, _ in rows), lambda r: r.job):
+        chain = list(group)
+        records: list[_Record] = [r.record for r in chain if isinstance(r.record, dict)]
+        yield key, records, min(r.id for r in chain)
+
+
+def _store_title(key: Any, records: Sequence[_Record]) -> str:
+    first = records[0]
+    ids = [r.get("job_id") for r in records if r.get("job_id")]
+    refs = [detail(r).get("client_ref") for r in records if detail(r).get("client_ref")]
+    name = f"job {ids[-1]}" if ids or not refs else f"submission {refs[0]}"
+    return f"{first.get('service')}/{first.get('lifecycle')} {name} (key {key})"
+
+
+def _store_matches(key: Any, records: Sequence[_Record], wanted: str) -> bool:
+    return key == wanted or any(
+        r.get("job_id") == wanted or detail(r).get("client_ref") == wanted
+        for r in records
+    )
+
+
 def _place(groups: dict[tuple[str, str], list[_Record]], record: _Record) -> None:
     service = str(record.get("service"))
     job_id = str(record.get("job_id") or "")
-    ref = _detail(record).get("client_ref")
+    ref = detail(record).get("client_ref")
     by_ref = (service, f"submission {ref}")
     if not job_id:
         groups.setdefault(by_ref, []).append(record)
@@ -95,105 +133,9 @@ def _place(groups: dict[tuple[str, str], list[_Record]], record: _Record) -> Non
 
 def _matches(key: tuple[str, str], records: list[_Record], wanted: str) -> bool:
     return any(
-        r.get("job_id") == wanted or _detail(r).get("client_ref") == wanted
+        r.get("job_id") == wanted or detail(r).get("client_ref") == wanted
         for r in records
     ) or key[1] in (f"job {wanted}", f"submission {wanted}")
-
-
-def _describe(r: _Record) -> str:
-    kind = str(r.get("kind"))
-    describe = _DESCRIBE.get(kind)
-    if describe is not None:
-        return describe(r, _detail(r), _status(r), _item(r))
-    extra = ", ".join(f"{k}={_excerpt(v)}" for k, v in _detail(r).items())
-    return f"{kind}{_item(r)}{_status(r)}{': ' + extra if extra else ''}"
-
-
-def _status(r: _Record) -> str:
-    return f" HTTP {r['http_status']}" if r.get("http_status") is not None else ""
-
-
-def _item(r: _Record) -> str:
-    return f" item {r.get('item_id')}" if r.get("item_id") else ""
-
-
-_Describe = Callable[[_Record, Mapping[str, Any], str, str], str]
-
-
-def _transition(r: _Record, _d: Mapping[str, Any], status: str, item: str) -> str:
-    how = f" ({r.get('trigger')})" if r.get("trigger") else ""
-    return f"{r.get('kind')}{item}: {r.get('from')} -> {r.get('to')}{how}{status}"
-
-
-def _submitted(r: _Record, _d: Mapping[str, Any], status: str, _i: str) -> str:
-    how = "tracked" if r.get("trigger") == "track" else "submitted"
-    return f"{how} in {r.get('to')}{status}"
-
-
-def _retry(r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
-    error = _excerpt(d.get("error", ""))
-    return f"{r.get('kind')}: {error} (next in {d.get('delay')}s){status}"
-
-
-def _retrying(_r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
-    budget = f" of {d['budget']}" if d.get("budget") is not None else ""
-    failures = f"failure {d.get('failures')}{budget}; " if "failures" in d else ""
-    what = f"{d['kind']} error" if d.get("kind") else "error"
-    error = _excerpt(d.get("error", ""))
-    return f"retrying after a {what}: {error} ({failures}next in {d.get('delay')}s){status}"
-
-
-def _completed(r: _Record, d: Mapping[str, Any], _s: str, _i: str) -> str:
-    return f"completed: {r.get('to')} ({d.get('outcome')}) after {d.get('polls')} polls"
-
-
-def _observed(r: _Record, d: Mapping[str, Any], status: str, item: str) -> str:
-    seen = _excerpt(r.get("observed"))
-    return f"{r.get('kind')}{item}: observed {seen} in {r.get('from')} ({d.get('policy')}){status}"
-
-
-def _forgotten(r: _Record, _d: Mapping[str, Any], _s: str, _i: str) -> str:
-    where = f" in {r.get('to')}" if r.get("to") else ""
-    return f"forgotten{where}: no longer tracked, whatever the service does next"
-
-
-def _intent(_r: _Record, d: Mapping[str, Any], _s: str, _i: str) -> str:
-    return f"about to submit (client_ref {d.get('client_ref')})"
-
-
-def _lookup(r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
-    found = f"found job {r.get('job_id')}" if r.get("job_id") else "found no job"
-    return f"looked up by client_ref {d.get('client_ref')}{status}: {found}"
-
-
-def _unresolved(_r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
-    return (
-        f"unresolved submission (client_ref {d.get('client_ref')}){status}: the service "
-        "may have created a job; check it by hand (it is never re-sent)"
-    )
-
-
-def _spec(r: _Record, d: Mapping[str, Any], _s: str, _i: str) -> str:
-    source = d.get("source") or r.get("spec") or "?"
-    return f"spec {r.get('service')} {r.get('spec_hash')} from {source}"
-
-
-_DESCRIBE: Final[dict[str, _Describe]] = {
-    "transition": _transition,
-    "item_transition": _transition,
-    "submitted": _submitted,
-    "retry": _retry,
-    "retry_after": _retry,
-    "retrying": _retrying,
-    "completed": _completed,
-    "illegal_transition": _observed,
-    "unknown_state": _observed,
-    "forgotten": _forgotten,
-    "intent": _intent,
-    "lookup": _lookup,
-    "unresolved_submission": _unresolved,
-    "spec": _spec,
-}
 
 
 # -- stats ----------------------------------------------------------------------------
@@ -268,17 +210,26 @@ class _Tally:
 
 
 def log_stats(path: str | os.PathLike[str]) -> list[LifecycleStats]:
-    """Per (service, lifecycle): time in each state, polls per job, outcomes, retries."""
+    """Per (service, lifecycle): time in each state, polls per job, outcomes, retries.
+
+    A job store's records are read job by job, each in its chain's order.
+    """
+    where, fmt = locate_log(path)
+    records = (
+        store_records(where, os.fspath(path), by_job=True)
+        if fmt == "store"
+        else log_records(where, fmt)
+    )
     tallies: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     entered: dict[tuple[str, str], tuple[str, float]] = {}
-    for r in read_records(path):
+    for r in records:
         kind = r.get("kind")
         if kind in ("item_transition", "spec"):
             continue
         group = (str(r.get("service")), str(r.get("lifecycle")))
         tally = tallies[group]
         job = (group[0], str(r.get("job_id") or ""))
-        at = _parse_time(r.get("time"))
+        at = parse_time(r.get("time"))
         if job[1]:
             tally.jobs.add(job[1])
         if kind == "submitted" and r.get("to"):
@@ -293,10 +244,10 @@ def log_stats(path: str | os.PathLike[str]) -> list[LifecycleStats]:
         elif kind in _RETRIES:
             tally.retries += 1
         if kind == "completed":
-            detail = _detail(r)
-            tally.outcomes[str(detail.get("outcome"))] += 1
-            if isinstance(detail.get("polls"), int):
-                tally.polls.append(detail["polls"])
+            done = detail(r)
+            tally.outcomes[str(done.get("outcome"))] += 1
+            if isinstance(done.get("polls"), int):
+                tally.polls.append(done["polls"])
         elif kind in SESSION_ENDS:
             tally.outcomes[str(kind)] += 1
         if kind in SESSION_ENDS:

@@ -66,7 +66,11 @@ class JsonlAuditLog:
         if self.path.is_dir():
             msg = f"{path} is a directory, not an audit log"
             raise AuditFormatError(msg)
-        if self.path.is_file() and self.path.stat().st_size and check_log(path):
+        if (
+            self.path.is_file()
+            and self.path.stat().st_size
+            and check_log(path) != "jsonl"
+        ):
             msg = f"{path} is an SQLite database, not a JSON Lines audit log"
             raise AuditFormatError(msg)
         try:
@@ -151,11 +155,13 @@ class SqliteAuditLog:
     ) -> None:
         """Open (or create) the log at ``path``, continuing its chain.
 
-        An existing SQLite database without an audit table gets one: a
-        database store keeps its audit table beside its jobs.
+        An existing SQLite database without an audit table gets one (an older
+        job store kept its log so, beside its jobs). A job store of today is
+        refused: its own audit table, chained per writer and job, is the log.
 
         Raises:
-            AuditFormatError: if ``path`` holds something other than SQLite.
+            AuditFormatError: if ``path`` holds something other than SQLite,
+                or is a job store.
             AuditWriteError: if it cannot be opened or written.
         """
         self.path = Path(path)
@@ -169,6 +175,13 @@ class SqliteAuditLog:
             and not is_sqlite(self.path)
         ):
             msg = f"{path} is not an audit log (not an SQLite database)"
+            raise AuditFormatError(msg)
+        if self.path.is_file() and self.path.stat().st_size and _is_store(self.path):
+            # Its audit table is the store's own, chained per writer and job:
+            # a log's records appended to it would break both.
+            msg = (
+                f"{path} is a job store: its audit table is written by the store itself"
+            )
             raise AuditFormatError(msg)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
@@ -210,6 +223,13 @@ class SqliteAuditLog:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+def _is_store(path: Path) -> bool:
+    try:
+        return check_log(path) == "store"
+    except AuditFormatError:
+        return False  # another SQLite database: it gets an audit table beside its own
 
 
 def _keep(secrets: Iterable[str]) -> Collection[str]:

@@ -16,6 +16,7 @@ from engine.audit import (
     AuditWriteError,
     JsonlAuditLog,
     SqliteAuditLog,
+    VerifyReport,
     log_stats,
     open_audit,
     read_records,
@@ -27,7 +28,7 @@ from statemachines import SpecError, StatepollError, load_spec
 
 OCDZ = load_spec("oneclickdz")
 
-READERS: dict[str, Callable[[Path], Any]] = {
+READERS: dict[str, Callable[[str | Path], Any]] = {
     "verify": verify_log,
     "read": lambda path: list(read_records(path)),
     "show": show_log,
@@ -59,14 +60,118 @@ def _job_store(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("reader", READERS)
-def test_a_job_store_is_refused_by_every_reader(tmp_path: Path, reader: str) -> None:
-    """verify, read, show and stats on a job store say it is a job store."""
+def test_a_job_store_is_read_by_every_reader(tmp_path: Path, reader: str) -> None:
+    """verify, read, show and stats read a job store's own audit table (empty here)."""
     path = _job_store(tmp_path / "jobs.db")
 
-    with pytest.raises(AuditFormatError) as info:
-        READERS[reader](path)
+    assert READERS[reader](path) in ([], VerifyReport((), 0))
 
-    assert str(info.value) == f"{path} is a job store, not an audit log"
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_sqlite_store_url_is_read_like_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    """sqlite:///relative and sqlite:////absolute name the store file, as SQLAlchemy writes them."""
+    path = _job_store(tmp_path / "jobs.db")
+    monkeypatch.chdir(tmp_path)
+
+    for url in ("sqlite:///jobs.db", f"sqlite:///{path}"):
+        assert READERS[reader](url) in ([], VerifyReport((), 0))
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_postgresql_store_is_not_supported_yet_and_its_password_is_not_shown(
+    reader: str,
+) -> None:
+    """A postgresql:// URL gets one clear AuditFormatError naming host and database only."""
+    with pytest.raises(AuditFormatError) as info:
+        READERS[reader](
+            "postgresql://me:s3cret@db.example.test:5432/jobs?sslmode=require"
+        )
+
+    assert str(info.value) == (
+        "reading the audit table of a PostgreSQL store (db.example.test/jobs) is not "
+        "supported yet; export it, or verify a SQLite store"
+    )
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_url_of_another_scheme_is_refused(reader: str) -> None:
+    """An http:// URL is neither a log nor a store."""
+    with pytest.raises(AuditFormatError, match="unsupported store URL scheme 'http'"):
+        READERS[reader]("http://example.test/audit.jsonl")
+
+
+def test_a_job_store_without_an_audit_table_is_refused(tmp_path: Path) -> None:
+    """A store of the first schema kept its audit elsewhere: said so, not read as empty."""
+    path = tmp_path / "jobs.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE jobs (key TEXT PRIMARY KEY, snapshot TEXT)")
+    db.commit()
+    db.close()
+
+    with pytest.raises(AuditFormatError) as info:
+        verify_log(path)
+
+    assert str(info.value) == (
+        f"{path} is a job store without an audit table (written by an older "
+        "statepoll: its audit log is the file given with --audit)"
+    )
+
+
+def test_an_audit_table_of_unknown_columns_is_refused(tmp_path: Path) -> None:
+    """An audit table that is neither a log's nor a store's is not guessed at."""
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE audit (what TEXT)")
+    db.commit()
+    db.close()
+
+    with pytest.raises(AuditFormatError, match="its audit table has unknown columns"):
+        verify_log(path)
+
+
+def test_a_store_whose_jobs_table_was_dropped_cannot_be_read(tmp_path: Path) -> None:
+    """Without its jobs table a store's heads cannot be checked: an error, never "intact"."""
+    path = _job_store(tmp_path / "jobs.db")
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE jobs")
+    db.commit()
+    db.close()
+
+    with pytest.raises(AuditFormatError) as info:
+        verify_log(path)
+
+    assert str(info.value) == (
+        f"{path}: cannot read the job store's audit table: no such table: jobs"
+    )
+
+
+def test_an_older_stores_log_table_beside_its_jobs_is_read_as_a_log(
+    tmp_path: Path,
+) -> None:
+    """A log's audit table (seq, record, hash) in a file with a jobs table is a log."""
+    path = tmp_path / "jobs.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE jobs (key TEXT PRIMARY KEY, snapshot TEXT)")
+    db.commit()
+    db.close()
+    sink = SqliteAuditLog(path)
+    sink.append(_entry())
+    sink.close()
+
+    assert [r["seq"] for r in read_records(path)] == [1]
+    assert verify_log(path) == []
+
+
+def test_an_sqlite_sink_refuses_a_job_store(tmp_path: Path) -> None:
+    """--audit given the store's own file would add a second chain to its audit table."""
+    path = _job_store(tmp_path / "jobs.db")
+
+    with pytest.raises(
+        AuditFormatError, match="is a job store: its audit table is written"
+    ):
+        open_audit(path)
 
 
 @pytest.mark.parametrize("reader", READERS)
@@ -113,7 +218,8 @@ def test_read_records_refuses_at_the_call_not_at_the_first_record(
     tmp_path: Path,
 ) -> None:
     """The error comes from read_records() itself, before anything is iterated."""
-    path = _job_store(tmp_path / "jobs.db")
+    path = tmp_path / "picture.jsonl"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
 
     with pytest.raises(AuditFormatError):
         read_records(path)
