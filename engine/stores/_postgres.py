@@ -152,6 +152,19 @@ class PostgresJobStore:
         for writer in self._writers:
             self._idle.put_nowait(writer)
         async with self._tx() as conn:
+            # A writer name used again (an owner name reused by a restart)
+            # continues its audit chain instead of clashing with it.
+            for writer in self._writers:
+                last = await (
+                    await conn.execute(
+                        f"SELECT wseq, hash FROM {SCHEMA}.audit WHERE writer = %s "
+                        "ORDER BY wseq DESC LIMIT 1",
+                        (writer.name,),
+                    )
+                ).fetchone()
+                if last is not None:
+                    writer.wseq, writer.wprev = int(last[0]), str(last[1])
+        async with self._tx() as conn:
             for (other,) in await (
                 await conn.execute(
                     f"SELECT owner FROM {SCHEMA}.owners WHERE lease_until >= %s", (now,)

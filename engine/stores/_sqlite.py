@@ -152,6 +152,14 @@ class SqliteJobStore:
                 "ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
                 (self.owner, now + self._lease, now),
             )
+            # An owner name used again (a restart that reuses it) continues
+            # its audit chain instead of clashing with it.
+            last = db.execute(
+                "SELECT wseq, hash FROM audit WHERE writer = ? ORDER BY wseq DESC LIMIT 1",
+                (self.owner,),
+            ).fetchone()
+            if last is not None:
+                self._wseq, self._wprev = int(last[0]), str(last[1])
         self._version = db.execute("PRAGMA data_version").fetchone()[0]
 
     def _migrate(self, db: sqlite3.Connection) -> None:
@@ -520,7 +528,7 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
 
 def read_sqlite_records(path: str | os.PathLike[str]) -> Iterator[Mapping[str, Any]]:
     """Yield the audit records of a SQLite job store, in commit order (read only)."""
-    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
     try:
         for (text,) in db.execute("SELECT record FROM audit ORDER BY id"):
             yield json.loads(text)

@@ -239,3 +239,15 @@ async def _corrupt(store_url: str, key: str) -> None:
             "UPDATE statepoll.jobs SET snapshot = %s WHERE key = %s",
             (json.dumps({"x": 1}), key),
         )
+
+
+async def test_an_owner_name_used_again_continues_its_audit_chain(stores: Any) -> None:
+    """A store opened again under the same owner name writes on after its own records."""
+    first = await stores("same")
+    await first.add(_job("a"), [_entry("submitted", "a")], hold=False, now=0)
+    await first.close()
+
+    again = await stores("same", now=1)
+    lease = await again.add(_job("b"), [_entry("submitted", "b")], hold=False, now=1)
+
+    assert lease.jseq == 1
