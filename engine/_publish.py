@@ -84,6 +84,24 @@ class Publisher:
         self._copy(b, job, entries)
         return lease
 
+    async def add_many(
+        self,
+        b: Binding,
+        steps: Sequence[tuple[JobState, Sequence[Record]]],
+        *,
+        hold: bool,
+        now: float,
+    ) -> list[Lease | None]:
+        """Write many new jobs of one binding with their first records, in one commit."""
+        batch = [(job, self._entries(b, job, records)) for job, records in steps]
+        leases: list[Lease | None] = [None] * len(batch)
+        if self.store is not None:
+            stored = [(_stored(b, job), entries) for job, entries in batch]
+            leases = list(await self.store.add_many(stored, hold=hold, now=now))
+        for job, entries in batch:
+            self._copy(b, job, entries)
+        return leases
+
     async def persist(
         self,
         b: Binding,

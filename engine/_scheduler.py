@@ -232,6 +232,19 @@ class Scheduler:
         self.register(live)
         await self.after(live, step)
 
+    async def begin_many(self, b: Binding, steps: list[core.Step]) -> None:
+        """Hold many new jobs of one binding: one write for all, then announce and schedule."""
+        leases = await self.publisher.add_many(
+            b,
+            [(step.job, step.records) for step in steps],
+            hold=True,
+            now=self.clock.now(),
+        )
+        for step, lease in zip(steps, leases, strict=True):
+            live = Live(b, step.job, lease)
+            self.register(live)
+            await self.after(live, step)
+
     async def commit(self, live: Live, step: core.Step) -> None:
         """Write ``step`` and act on it: resolve waiters, apply a pending cancel, schedule.
 
@@ -426,6 +439,9 @@ class Scheduler:
         return True
 
     def start(self, live: Live) -> None:
+        """Start a worker task on ``live`` (never once the scheduler is closing)."""
+        if self.state != "opened":
+            return
         if self.claim(live):
             task = asyncio.get_running_loop().create_task(self.work(live))
             self._tasks.add(task)

@@ -183,6 +183,31 @@ class Engine:
             )
         )
 
+    def track_many(
+        self,
+        spec: Spec | str,
+        lifecycle: str,
+        job_ids: Iterable[str],
+        /,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        item_filters: Mapping[str, Any] | None = None,
+        state: str | None = None,
+        **more_inputs: Any,
+    ) -> list[JobRef]:
+        """Adopt many existing jobs at once (see :meth:`AsyncEngine.track_many`)."""
+        return self._call(
+            lambda: self._core.track_many(
+                spec,
+                lifecycle,
+                job_ids,
+                inputs,
+                item_filters=item_filters,
+                state=state,
+                **more_inputs,
+            )
+        )
+
     def wait(self, job: JobRef, *, timeout: float | None = None) -> JobResult:
         """Block until the job ends (see :meth:`AsyncEngine.wait`)."""
         return self._call(lambda: self._core.wait(job, timeout=timeout))

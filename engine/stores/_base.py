@@ -101,6 +101,16 @@ class JobStore(Protocol):
         """Insert a new job and its first records; held by the owner when ``hold``."""
         ...
 
+    async def add_many(
+        self,
+        jobs: Sequence[tuple[JobState, Sequence[AuditEntry]]],
+        *,
+        hold: bool,
+        now: float,
+    ) -> list[Lease]:
+        """Insert many new jobs and their first records in one transaction (bulk tracking)."""
+        ...
+
     async def commit(
         self,
         job: JobState,

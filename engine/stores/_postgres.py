@@ -286,30 +286,52 @@ class PostgresJobStore:
         now: float,
     ) -> Lease:
         """Insert a new job and its first records (see ``JobStore.add``)."""
-        lease = Lease(job.key, 1, 0, GENESIS)
+        [lease] = await self.add_many([(job, entries)], hold=hold, now=now)
+        return lease
+
+    async def add_many(
+        self,
+        jobs: Sequence[tuple[JobState, Sequence[AuditEntry]]],
+        *,
+        hold: bool,
+        now: float,
+    ) -> list[Lease]:
+        """Insert new jobs and their first records, all in one transaction."""
+        owner = self.owner if hold else None
         async with self._writer() as writer:
-            rows, lease = _chain(writer, entries, lease)
+            leases: list[Lease] = []
+            rows: list[dict[str, Any]] = []
+            values = []
+            for job, entries in jobs:
+                chained, lease = _chain(
+                    writer, entries, Lease(job.key, 1, 0, GENESIS), rows
+                )
+                rows.extend(chained)
+                leases.append(lease)
+                values.append(
+                    (
+                        job.key,
+                        job.service,
+                        job.lifecycle,
+                        job.job_id,
+                        job.phase.value,
+                        job.done,
+                        job.due,
+                        owner,
+                        lease.jseq,
+                        lease.jhead,
+                        _json(job.to_json()),
+                        now,
+                    )
+                )
             try:
-                async with writer.conn.transaction():
-                    await writer.conn.execute(
+                async with writer.conn.transaction(), writer.conn.cursor() as cur:
+                    await cur.executemany(
                         f"INSERT INTO {SCHEMA}.jobs (key, service, lifecycle, job_id, "
                         "phase, done, due, owner, token, audit_seq, audit_head, "
                         "snapshot, updated) VALUES "
                         "(%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s)",
-                        (
-                            job.key,
-                            job.service,
-                            job.lifecycle,
-                            job.job_id,
-                            job.phase.value,
-                            job.done,
-                            job.due,
-                            self.owner if hold else None,
-                            lease.jseq,
-                            lease.jhead,
-                            _json(job.to_json()),
-                            now,
-                        ),
+                        values,
                     )
                     await _insert(writer.conn, rows)
                     if not hold:
@@ -318,7 +340,7 @@ class PostgresJobStore:
                 msg = f"job store {self.url}: {_first_line(exc)}"
                 raise StoreError(msg) from exc
             _advance(writer, rows)
-        return lease
+        return leases
 
     async def commit(
         self,
@@ -436,11 +458,17 @@ class _Fenced(Exception):  # noqa: N818 - a control-flow signal, never raised to
 
 
 def _chain(
-    writer: _Writer, entries: Sequence[AuditEntry], lease: Lease
+    writer: _Writer,
+    entries: Sequence[AuditEntry],
+    lease: Lease,
+    before: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], Lease]:
-    """Chain ``entries`` after ``writer``'s and the job's last records."""
+    """Chain ``entries`` after ``writer``'s (and ``before``'s) and the job's last records."""
     rows = []
-    wseq, wprev = writer.wseq, writer.wprev
+    if before:
+        wseq, wprev = before[-1]["wseq"], before[-1]["hash"]
+    else:
+        wseq, wprev = writer.wseq, writer.wprev
     jseq, jhead = lease.jseq, lease.jhead
     for entry in entries:
         own = entry.kind != "spec"

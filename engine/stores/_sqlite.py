@@ -234,19 +234,36 @@ class SqliteJobStore:
         now: float,
     ) -> Lease:
         """Insert a new job and its first records (see ``JobStore.add``)."""
-        return await self._call(self._add_sync, job, entries, hold=hold, now=now)
+        [lease] = await self.add_many([(job, entries)], hold=hold, now=now)
+        return lease
+
+    async def add_many(
+        self,
+        jobs: Sequence[tuple[JobState, Sequence[AuditEntry]]],
+        *,
+        hold: bool,
+        now: float,
+    ) -> list[Lease]:
+        """Insert new jobs and their first records, all in one transaction."""
+        return await self._call(self._add_sync, jobs, hold=hold, now=now)
 
     def _add_sync(
-        self, job: JobState, entries: Sequence[AuditEntry], *, hold: bool, now: float
-    ) -> Lease:
+        self,
+        jobs: Sequence[tuple[JobState, Sequence[AuditEntry]]],
+        *,
+        hold: bool,
+        now: float,
+    ) -> list[Lease]:
         db = self._conn()
-        lease = Lease(job.key, 1, 0, GENESIS)
-        with self._transaction(db):
-            rows, lease = self._chain(entries, lease)
-            db.execute(
-                "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
-                "owner, token, audit_seq, audit_head, snapshot, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+        owner = self.owner if hold else None
+        leases: list[Lease] = []
+        rows: list[dict[str, Any]] = []
+        values = []
+        for job, entries in jobs:
+            chained, lease = self._chain(entries, Lease(job.key, 1, 0, GENESIS), rows)
+            rows.extend(chained)
+            leases.append(lease)
+            values.append(
                 (
                     job.key,
                     job.service,
@@ -255,16 +272,23 @@ class SqliteJobStore:
                     job.phase.value,
                     int(job.done),
                     job.due,
-                    self.owner if hold else None,
+                    owner,
                     lease.jseq,
                     lease.jhead,
                     _json(job.to_json()),
                     now,
-                ),
+                )
+            )
+        with self._transaction(db):
+            db.executemany(
+                "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
+                "owner, token, audit_seq, audit_head, snapshot, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                values,
             )
             self._insert(db, rows)
         self._advance(rows)
-        return lease
+        return leases
 
     async def commit(
         self,
@@ -331,11 +355,17 @@ class SqliteJobStore:
         return moved
 
     def _chain(
-        self, entries: Sequence[AuditEntry], lease: Lease
+        self,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        before: Sequence[dict[str, Any]] = (),
     ) -> tuple[list[dict[str, Any]], Lease]:
-        """Chain ``entries`` after this writer's and the job's last records."""
+        """Chain ``entries`` after this writer's (and ``before``'s) and the job's last records."""
         rows = []
-        wseq, wprev = self._wseq, self._wprev
+        if before:
+            wseq, wprev = before[-1]["wseq"], before[-1]["hash"]
+        else:
+            wseq, wprev = self._wseq, self._wprev
         jseq, jhead = lease.jseq, lease.jhead
         for entry in entries:
             own = entry.kind != "spec"

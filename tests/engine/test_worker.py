@@ -136,3 +136,27 @@ async def test_wait_and_status_from_another_process_read_the_store(
     assert (before.phase, before.done) == ("poll", False)
     assert result.state == "Done"
     assert (after.state, after.ended, after.done) == ("Done", "completed", True)
+
+
+@pytest.mark.anyio
+async def test_track_many_writes_jobs_in_batches_and_workers_drive_them(
+    tmp_path: Path, store_url: str
+) -> None:
+    """2,500 ids adopted at once are written in batches, then driven to their end by a worker."""
+    spec, service = _spec(tmp_path), _Service()
+    service.polls.update({f"job-{i}": 2 for i in range(2500)})  # done at the next poll
+    client = httpx.AsyncClient(transport=httpx.MockTransport(service))
+    async with client:
+        async with AsyncEngine(client=client, store=store_url) as engine:
+            refs = await engine.track_many(
+                spec, "job", (f"job-{i}" for i in range(2500))
+            )
+            held = len(engine.jobs())
+        worker = Worker(store_url, client=client, concurrency=64, specs=[spec])
+        async with asyncio.timeout(60):
+            await worker.run(until_idle=True)
+
+    records = _records(store_url)
+    assert len(refs) == held == 2500
+    assert sum(1 for r in records if r["kind"] == "submitted") == 2500
+    assert sum(1 for r in records if r["kind"] == "completed") == 2500
