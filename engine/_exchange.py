@@ -54,21 +54,15 @@ async def exchange(
 
     ``timeout`` bounds the whole exchange (every hop's connect, headers and
     body), whatever the transport does with its own per-read timeouts: a
-    server that drips a byte a second cannot hold a job past it.
+    server that drips a byte a second cannot hold a job past it. Each hop
+    gets what is left of it (``Remote.send`` bounds a hop as a whole).
 
     Raises:
         RemoteError: transport faults and the timeout (retryable), a link to a
             foreign host the spec refuses, too many redirects (not retryable).
     """
-    try:
-        async with asyncio.timeout(timeout):
-            return await _hops(remote, b, out, timeout=timeout)
-    except TimeoutError:
-        msg = f"no complete answer from {where(out.url)} within {timeout:.3g} s"
-        raise RemoteError(msg, kind="transport") from None
-
-
-async def _hops(remote: Remote, b: Binding, out: Outgoing, *, timeout: float) -> Reply:
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + timeout
     request = out.request
     method, url = request.method, out.url
     json_body, data, files = out.json_body, out.data, out.files
@@ -81,15 +75,21 @@ async def _hops(remote: Remote, b: Binding, out: Outgoing, *, timeout: float) ->
                 f"refused a link to a foreign host ({where(url)}); the spec's is {host}"
             )
             raise RemoteError(msg, kind="protocol", retryable=False)
+        left = ends - loop.time()
+        if left <= 0:
+            msg = f"no complete answer from {where(out.url)} within {timeout:.3g} s"
+            raise RemoteError(msg, kind="transport")
         # else: anonymous; credentials only ever go to the spec's own host.
         reply = await remote.send(
             method,
             url,
-            headers=b.headers_for(request, own=own) + extra,
+            headers=b.headers_for(request, own=own) + extra
+            if extra
+            else b.headers_for(request, own=own),
             json_body=json_body,
             data=data,
             files=files,
-            timeout=timeout,
+            timeout=left,
         )
         location = reply.headers.get("location")
         if not (request.follow_redirects and 300 <= reply.status < 400 and location):

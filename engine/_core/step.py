@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -407,21 +407,25 @@ def on_reply(
     if job.done:
         return Step(job=job)
     stepper = _Stepper(b, job.copy(), now, rng)
-    readers = {
-        Phase.SUBMIT: stepper.submitted,
-        Phase.POLL: stepper.polled,
-        Phase.ITEMS: stepper.paged,
-        Phase.RESULT: stepper.fetched,
-        Phase.CANCEL: stepper.cancelled,
-        Phase.LOOKUP: stepper.looked_up,
-    }
+    read = getattr(stepper, _READERS[job.phase])
     try:
-        readers[job.phase](got)
+        read(got)
     except RemoteError as exc:
         # Building a follow-up request failed (a template the job cannot fill,
         # a link to nowhere): retrying cannot help.
         stepper.fail(exc, got if isinstance(got, Reply) else None)
     return stepper.step()
+
+
+#: The _Stepper method that reads the reply of each phase's request.
+_READERS: Final = {
+    Phase.SUBMIT: "submitted",
+    Phase.POLL: "polled",
+    Phase.ITEMS: "paged",
+    Phase.RESULT: "fetched",
+    Phase.CANCEL: "cancelled",
+    Phase.LOOKUP: "looked_up",
+}
 
 
 class _Stepper:
