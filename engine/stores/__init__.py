@@ -14,9 +14,16 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["JobStore", "SqliteJobStore", "open_store"]
+from statemachines import StatepollError
+
+__all__ = ["JobStore", "SqliteJobStore", "StoreError", "open_store"]
+
+
+class StoreError(StatepollError, ValueError):
+    """The path is not a job store (another file, an audit log) or cannot hold one."""
 
 
 class JobStore(Protocol):
@@ -48,14 +55,53 @@ class SqliteJobStore:
         # The engine writes from one event loop thread; the lock keeps the
         # blocking facade and resume checks safe if they overlap.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, snapshot TEXT NOT NULL)"
-        )
+        folder = Path(self.path).absolute().parent
+        if not folder.is_dir():
+            msg = f"cannot open job store {self.path}: no directory {folder}"
+            raise StoreError(msg)
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            msg = f"cannot open job store {self.path}: {exc}"
+            raise StoreError(msg) from exc
+        try:
+            self._check_is_store()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, snapshot TEXT NOT NULL)"
+            )
+        except sqlite3.Error as exc:
+            self._db.close()
+            # "file is not a database": a text file, an audit log in JSON Lines.
+            msg = f"{self.path} is not a job store: {exc}"
+            raise StoreError(msg) from exc
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _check_is_store(self) -> None:
+        """Refuse a database that holds other tables and no ``jobs`` table.
+
+        Creating ``jobs`` there would quietly turn, say, an audit log into a
+        store; an empty or new file is a store to be.
+        """
+        tables = {
+            name
+            for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            )
+        }
+        if tables and "jobs" not in tables:
+            what = (
+                "an audit log"
+                if "audit" in tables
+                else "a database without a jobs table"
+            )
+            msg = f"{self.path} is {what}, not a job store"
+            raise StoreError(msg)
 
     def put(self, key: str, snapshot: Mapping[str, Any]) -> None:
         """Insert or replace the snapshot of job ``key``."""
@@ -88,5 +134,9 @@ class SqliteJobStore:
 
 
 def open_store(path: str | os.PathLike[str]) -> JobStore:
-    """Open the default store backend at ``path``."""
+    """Open the default store backend at ``path``.
+
+    Raises:
+        StoreError: ``path`` is not a job store, or no store can be made there.
+    """
     return SqliteJobStore(path)
