@@ -131,3 +131,13 @@ def test_python_dash_m_engine_is_the_command() -> None:
 
     assert done.returncode == 0
     assert "azure-translator" in done.stdout
+
+
+def test_cli_parts_never_import_the_cli_package() -> None:
+    """No module of engine/cli imports engine.cli itself: no import circle (the demo's was one)."""
+    for module in sorted((ROOT / "engine" / "cli").glob("_*.py")):
+        source = module.read_text(encoding="utf-8")
+
+        assert "from . import" not in source, module.name
+        assert "from engine.cli import" not in source, module.name
+        assert "import engine.cli\n" not in source, module.name

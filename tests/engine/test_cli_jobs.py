@@ -46,10 +46,27 @@ def _api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
 
 
+class _Clock:
+    """The simulator's clock, which a test moves on (its jobs end when the test says)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.ahead
+
+
 @contextlib.contextmanager
-def _mindee(*, seed: int, scale: float, faults: str = "") -> Iterator[str]:
+def _mindee(
+    *, seed: int, scale: float, faults: str = "", clock: _Clock | None = None
+) -> Iterator[str]:
     app = create_simulator(
-        "mindee", seed=seed, time_scale=scale, api_key=KEY, faults=parse_faults(faults)
+        "mindee",
+        seed=seed,
+        time_scale=scale,
+        api_key=KEY,
+        faults=parse_faults(faults),
+        **({"clock": clock} if clock else {}),
     )
     with serving(app) as handle:
         yield handle.url
@@ -309,11 +326,13 @@ def test_ctrl_c_during_run_exits_130_and_leaves_a_resumable_job(
 ) -> None:
     """Ctrl-C in `run` exits 130 with the resume command; the log verifies; resume ends the job."""
     store, audit = tmp_path / "jobs.db", tmp_path / "audit.jsonl"
-    with _mindee(seed=3, scale=0.6) as url:  # the job stays Processing ~1.4 s
+    clock = _Clock()
+    with _mindee(seed=3, scale=1.0, clock=clock) as url:  # Processing until it moves
         run = _start(*_submit_args(url, pdf), "--store", store, "--audit", audit)
         _wait_for(run, "submitted in Processing")
         code, err = _interrupt(run)
         verified = _run("audit", "verify", audit)
+        clock.ahead = 60.0
         resumed = _run(
             "resume", "--store", store, "--audit", audit, "--time-scale", FAST
         )
@@ -336,7 +355,8 @@ def test_ctrl_c_during_resume_exits_130_and_the_job_resumes_again(
 ) -> None:
     """Ctrl-C in `resume` exits 130 with one line; the job is still resumable and ends."""
     store, audit = tmp_path / "jobs.db", tmp_path / "audit.jsonl"
-    with _mindee(seed=7, scale=1.0) as url:  # the job stays Processing ~3.4 s
+    clock = _Clock()
+    with _mindee(seed=7, scale=1.0, clock=clock) as url:  # Processing until it moves
         _run(
             *_submit_args(url, pdf),
             "--store",
@@ -351,6 +371,7 @@ def test_ctrl_c_during_resume_exits_130_and_the_job_resumes_again(
         )
         _wait_for(resume, "resuming mindee/inference job")
         code, err = _interrupt(resume)
+        clock.ahead = 60.0
         resumed = _run(
             "resume", "--store", store, "--audit", audit, "--time-scale", FAST
         )
@@ -363,6 +384,7 @@ def test_ctrl_c_during_resume_exits_130_and_the_job_resumes_again(
         )
     ]
     assert resumed[0] == 0, resumed
+    assert "Processed (success)" in resumed[1]
     assert _run("audit", "verify", audit)[0] == 0
 
 
