@@ -259,14 +259,16 @@ def _say_what_resumes(  # noqa: PLR0917 - one caller, _resume
     """One line per resumed job (state, when due), and why any other stored one is not."""
     now = time.time()
     for ref in refs:
-        # due_wall is the store snapshot's next poll time (wall clock).
+        # The engine has no public "when is this job due"; a snapshot with a
+        # wall-clock due time says it, and a job whose snapshot keeps none is
+        # polled as soon as it is resumed.
         due = stored.get(ref.key, {}).get("due_wall")
         when = (
-            f", due in {_seconds(max(0.0, due - now))}"
+            f"in {_seconds(max(0.0, due - now))}"
             if isinstance(due, (int, float))
-            else ""
+            else "now"
         )
-        progress.line(f"resuming {_describe(ref)}: {engine.state_of(ref)}{when}")
+        progress.line(f"resuming {_describe(ref)}: {engine.state_of(ref)}, due {when}")
     resumed = {ref.key for ref in refs}
     skipped = {k: v for k, v in stored.items() if k not in resumed}
     # The engine drops from the store a job whose end the audit log records.

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
-from engine.audit import AuditEntry, AuditProblem, open_audit, read_records, record_hash
+from engine.audit import AuditEntry, open_audit, read_records, record_hash
 from engine.cli import main
 from engine.cli._commands import cannot_check
 from statemachines import load_spec
@@ -112,19 +112,30 @@ def test_tampered_and_unchecked_is_tampered(log: Path) -> None:
     assert code == 1
 
 
+@attrs.frozen
+class _Problem:
+    """A verify problem as engine.audit had it: a message only."""
+
+    message: str
+
+
+@attrs.frozen
+class _Classified:
+    """A verify problem as engine.audit classifies it: a message and a kind."""
+
+    message: str
+    kind: str
+
+
 def test_cannot_check_reads_a_problem_kind_when_there_is_one() -> None:
     """A problem classified by engine.audit (``kind``) is read by its kind, not its text."""
+    assert cannot_check(_Classified("no spec with hash x", "tampered")) is False
+    assert cannot_check(_Classified("spec gone", "unchecked")) is True
 
-    @attrs.frozen
-    class Classified:
-        message: str
-        kind: str
 
-    assert cannot_check(Classified("no spec with hash x", "tampered")) is False
-    assert cannot_check(Classified("spec gone", "unchecked")) is True
-    assert cannot_check(
-        AuditProblem(3, 3, "no spec with hash sha256:f (pass it with --spec)")
-    )
+def test_cannot_check_reads_the_message_of_an_unclassified_problem() -> None:
+    """Without a ``kind``, 'no spec with hash' is the sign that a record went unchecked."""
+    assert cannot_check(_Problem("no spec with hash sha256:f (pass it with --spec)"))
     assert not cannot_check(
-        AuditProblem(3, 3, "hash does not match the record's content (edited)")
+        _Problem("hash does not match the record's content (edited)")
     )

@@ -173,7 +173,7 @@ def test_resume_says_what_it_resumes_before_driving(
     lines = out.splitlines()
     assert code == 0
     assert re.search(
-        rf"resuming mindee/inference job {snapshot['job_id']}: Processing, due in [\d.]+s$",
+        rf"resuming mindee/inference job {snapshot['job_id']}: Processing, due (in [\d.]+s|now)$",
         lines[0],
     )
     assert "completed: Processed" in out
