@@ -17,6 +17,7 @@ from engine import (
 )
 from engine.cli import main
 from engine.cli._progress import Progress
+from statemachines import Outcome
 
 JOB: dict[str, Any] = {
     "service": "azure-translator",
@@ -66,7 +67,7 @@ def test_item_summary_comes_before_the_jobs_next_line() -> None:
     progress.on_transition(
         TransitionEvent(**JOB, state="Succeeded", source="Running", dest="Succeeded")
     )
-    progress.on_completed(Completed(**JOB, state="Succeeded", outcome="success"))
+    progress.on_completed(Completed(**JOB, state="Succeeded", outcome=Outcome.SUCCESS))
 
     assert _lines(out) == [
         "azure-translator/batch b-1 documents: 1 Succeeded",
