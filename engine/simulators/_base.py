@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import json
 import logging
+import math
 import random
 import socket
 import threading
@@ -27,6 +29,7 @@ import attrs
 
 __all__ = [
     "FAULT_KINDS",
+    "FAULT_SYNTAX",
     "FaultInjector",
     "FaultProfile",
     "FaultRule",
@@ -58,6 +61,8 @@ FAULT_KINDS: Final = (
     "unknown_status",
     "backwards",
 )
+
+_MAX_PORT: Final = 65535
 
 #: Path prefix of the simulators' own control endpoints (never a vendor path).
 CONTROL_PREFIX: Final = "/_sim/"
@@ -177,16 +182,24 @@ class Faults:
         return any(r.rate > 0 or r.at for r in self.rules)
 
 
+#: How to write ``--faults``; every parse error ends with it.
+FAULT_SYNTAX: Final = (
+    "Use KIND (every request), KIND:RATE (0 to 1), KIND@N[+M...] (the Nth, Mth "
+    "request) or an option retry-after=SECONDS, delay=SECONDS, scope=get|all; "
+    f"kinds: {', '.join(FAULT_KINDS)}"
+)
+
+
 def parse_faults(text: str) -> Faults:
     """Parse a ``--faults`` value.
 
-    Comma-separated items: ``KIND:RATE`` (probability per request), ``KIND@N[+M...]``
-    (the Nth, Mth... eligible request), and options ``retry-after=SECONDS``,
-    ``delay=SECONDS``, ``scope=get|all``. Example:
-    ``429:0.1,reset@3,slow:0.05,delay=0.2,retry-after=1``.
+    Comma-separated items: ``KIND`` (every eligible request), ``KIND:RATE``
+    (probability per request, 0 to 1), ``KIND@N[+M...]`` (the Nth, Mth...
+    eligible request), and options ``retry-after=SECONDS``, ``delay=SECONDS``,
+    ``scope=get|all``. Example: ``429:0.1,reset@3,slow:0.05,delay=0.2,retry-after=1``.
 
     Raises:
-        ValueError: naming the bad item and the valid kinds.
+        ValueError: naming the bad item, what is wrong with it, and the known kinds.
     """
     rules: list[FaultRule] = []
     options: dict[str, Any] = {}
@@ -196,28 +209,66 @@ def parse_faults(text: str) -> Faults:
             continue
         try:
             if "=" in item:
-                key, value = item.split("=", 1)
-                key = key.strip().replace("-", "_")
-                if key not in ("retry_after", "delay", "scope"):
-                    msg = f"unknown option {key!r}"
-                    raise ValueError(msg)  # noqa: TRY301 - re-raised with the item below
-                options[key] = value if key == "scope" else float(value)
-            elif "@" in item:
-                kind, numbers = item.split("@", 1)
-                at = tuple(int(n) for n in numbers.split("+"))
-                rules.append(FaultRule(kind.strip(), at=at))
-            elif ":" in item:
-                kind, rate = item.split(":", 1)
-                rules.append(FaultRule(kind.strip(), rate=float(rate)))
+                key, value = _fault_option(item)
+                options[key] = value
             else:
-                rules.append(FaultRule(item, rate=1.0))
+                rules.append(_fault_rule(item))
         except ValueError as exc:
-            msg = (
-                f"bad fault {item!r}: {exc}. Use KIND:RATE, KIND@N or an option "
-                f"(retry-after=, delay=, scope=); kinds: {', '.join(FAULT_KINDS)}"
-            )
+            msg = f"bad fault {item!r}: {exc}. {FAULT_SYNTAX}"
             raise ValueError(msg) from exc
     return Faults(rules=tuple(rules), **options)
+
+
+def _fault_rule(item: str) -> FaultRule:
+    kind, sep, arg = item.partition("@") if "@" in item else item.partition(":")
+    kind = kind.strip()
+    if kind not in FAULT_KINDS:
+        close = difflib.get_close_matches(kind, FAULT_KINDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        msg = f"unknown fault kind {kind!r}{hint}"
+        raise ValueError(msg)
+    if sep == "@":
+        numbers = [n.strip() for n in arg.split("+")]
+        if not all(n.isdigit() and int(n) >= 1 for n in numbers):
+            msg = (
+                f"request numbers are whole numbers from 1, joined by '+', not {arg!r}"
+            )
+            raise ValueError(msg)
+        return FaultRule(kind, at=tuple(int(n) for n in numbers))
+    if sep == ":":
+        rate = _number(arg)
+        if rate is None or not 0 <= rate <= 1:
+            msg = f"a rate is a number from 0 to 1, not {arg!r}"
+            raise ValueError(msg)
+        return FaultRule(kind, rate=rate)
+    return FaultRule(kind, rate=1.0)
+
+
+def _fault_option(item: str) -> tuple[str, Any]:
+    key, value = (part.strip() for part in item.split("=", 1))
+    name = key.replace("-", "_")
+    if name == "scope":
+        if value not in ("get", "all"):
+            msg = f"scope is 'get' or 'all', not {value!r}"
+            raise ValueError(msg)
+        return name, value
+    if name not in ("retry_after", "delay"):
+        msg = f"unknown option {key!r}"
+        raise ValueError(msg)
+    seconds = _number(value)
+    if seconds is None or seconds < 0:
+        msg = f"{key} is a number of seconds >= 0, not {value!r}"
+        raise ValueError(msg)
+    return name, seconds
+
+
+def _number(text: str) -> float | None:
+    """Return ``text`` as a finite float, or ``None``."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 @attrs.frozen(kw_only=True)
@@ -464,9 +515,15 @@ def _bind(port: int) -> socket.socket:
     # proto says TCP, and without it every response waits ~40 ms for a
     # delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        # strerror alone ("Address already in use") does not say which address.
+        msg = f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}"
+        raise OSError(exc.errno, msg) from exc
     return sock
 
 
@@ -478,10 +535,15 @@ def serve(
     Returns a handle with the base URL; use it as a context manager.
 
     Raises:
+        ValueError: ``port`` is not 0..65535.
+        OSError: the port is taken (or not ours to bind); ``strerror`` names it.
         RuntimeError: if the server does not start within ``startup_timeout``.
     """
     import uvicorn  # noqa: PLC0415 - only the serving path needs it
 
+    if not 0 <= port <= _MAX_PORT:
+        msg = f"port {port} is out of range: use 0 to {_MAX_PORT} (0 picks a free port)"
+        raise ValueError(msg)
     sock = _bind(port)
     chosen = sock.getsockname()[1]
     config = uvicorn.Config(

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 
+from engine._core.state import JobState
 from engine.stores._base import JobStore, Lease, StoreError, new_owner
-from engine.stores._sqlite import SqliteJobStore
+from engine.stores._sqlite import SqliteJobStore, sqlite_unfinished
 
 __all__ = [
     "JobStore",
@@ -24,6 +25,7 @@ __all__ = [
     "new_owner",
     "open_store",
     "store_path",
+    "unfinished_jobs",
 ]
 
 
@@ -66,3 +68,20 @@ def open_store(url: str | os.PathLike[str]) -> JobStore:
     from engine.stores._postgres import PostgresJobStore  # noqa: PLC0415 - psycopg is an extra
 
     return PostgresJobStore(os.fspath(url))
+
+
+def unfinished_jobs(url: str | os.PathLike[str]) -> list[JobState]:
+    """Return the unfinished jobs of a store, read only (no owner, no lease, no schema change).
+
+    For a command line's "what is left where": a store that does not exist
+    yet holds none.
+
+    Raises:
+        StoreError: ``url`` names something that is not a job store.
+    """
+    path = store_path(url)
+    if path is not None:
+        return sqlite_unfinished(path)
+    from engine.stores._postgres import postgres_unfinished  # noqa: PLC0415 - psycopg is an extra
+
+    return postgres_unfinished(os.fspath(url))

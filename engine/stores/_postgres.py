@@ -35,7 +35,13 @@ except ImportError:  # pragma: no cover - the postgres extra is not installed
 else:
     _MISSING = False
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "PostgresJobStore", "read_postgres_records"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "PostgresJobStore",
+    "postgres_unfinished",
+    "read_postgres_records",
+]
 
 logger = logging.getLogger("statepoll.store")
 
@@ -535,3 +541,32 @@ def read_postgres_records(url: str) -> Iterator[Mapping[str, Any]]:
         cur.execute(f"SELECT record FROM {SCHEMA}.audit ORDER BY id")
         for (text,) in cur:
             yield json.loads(text)
+
+
+def postgres_unfinished(url: str) -> list[JobState]:
+    """Return the unfinished jobs of a PostgreSQL store, read only.
+
+    Raises:
+        StoreError: the database cannot be reached.
+    """
+    if _MISSING:  # pragma: no cover - the postgres extra is not installed
+        msg = "reading a PostgreSQL store needs psycopg: pip install 'statepoll[postgres]'"
+        raise StoreError(msg)
+    try:
+        with psycopg.connect(url) as conn:
+            exists = conn.execute(
+                "SELECT to_regclass(%s)", (f"{SCHEMA}.jobs",)
+            ).fetchone()
+            if exists is None or exists[0] is None:
+                return []
+            rows = conn.execute(
+                f"SELECT snapshot FROM {SCHEMA}.jobs WHERE NOT done ORDER BY due"
+            ).fetchall()
+    except psycopg.Error as exc:
+        msg = f"cannot read the job store {_safe(url)}: {_first_line(exc)}"
+        raise StoreError(msg) from exc
+    jobs = []
+    for (text,) in rows:
+        with contextlib.suppress(ValueError):
+            jobs.append(JobState.from_json(json.loads(text)))
+    return jobs

@@ -26,7 +26,12 @@ from engine._core.state import JobState, Phase
 from engine.audit import GENESIS, AuditEntry, build_chained_record
 from engine.stores._base import Lease, StoreError, owner_gone
 
-__all__ = ["SCHEMA_VERSION", "SqliteJobStore", "read_sqlite_records"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqliteJobStore",
+    "read_sqlite_records",
+    "sqlite_unfinished",
+]
 
 logger = logging.getLogger("statepoll.store")
 
@@ -120,6 +125,13 @@ class SqliteJobStore:
         await self._call(self._open_sync, now)
 
     def _open_sync(self, now: float) -> None:
+        folder = self.path.absolute().parent
+        if not folder.is_dir():
+            msg = f"cannot open job store {self.path}: no directory {folder}"
+            raise StoreError(msg)
+        if self.path.is_dir():
+            msg = f"{self.path} is a directory, not a job store"
+            raise StoreError(msg)
         if (
             self.path.exists()
             and self.path.stat().st_size
@@ -163,9 +175,19 @@ class SqliteJobStore:
         self._version = db.execute("PRAGMA data_version").fetchone()[0]
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        if "audit" in tables and "jobs" not in tables and "meta" not in tables:
-            msg = f"{self.path} is an audit log, not a job store"
+        tables = {
+            row[0]
+            for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if tables and "jobs" not in tables and "meta" not in tables:
+            # Creating the store's tables there would quietly turn, say, an
+            # audit log into a store; an empty or new file is a store to be.
+            what = (
+                "an audit log"
+                if "audit" in tables
+                else "a database without a jobs table"
+            )
+            msg = f"{self.path} is not a job store ({what})"
             raise StoreError(msg)
         legacy = "jobs" in tables and "meta" not in tables
         if legacy:
@@ -564,3 +586,54 @@ def read_sqlite_records(path: str | os.PathLike[str]) -> Iterator[Mapping[str, A
             yield json.loads(text)
     finally:
         db.close()
+
+
+def sqlite_unfinished(path: str | os.PathLike[str]) -> list[JobState]:
+    """Return the unfinished jobs of a SQLite store, read only ([] when there is no file yet).
+
+    Raises:
+        StoreError: the file (or its folder) cannot be a job store.
+    """
+    where = Path(path)
+    if not where.absolute().parent.is_dir():
+        msg = f"cannot open job store {where}: no directory {where.absolute().parent}"
+        raise StoreError(msg)
+    if where.is_dir():
+        msg = f"{where} is a directory, not a job store"
+        raise StoreError(msg)
+    if not where.exists() or where.stat().st_size == 0:
+        return []
+    if not _is_sqlite(where):
+        msg = f"{where} is not a job store (not a SQLite database)"
+        raise StoreError(msg)
+    db = sqlite3.connect(where.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        tables = {
+            row[0]
+            for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if "jobs" not in tables:
+            what = (
+                "an audit log"
+                if "audit" in tables
+                else "a database without a jobs table"
+            )
+            msg = f"{where} is not a job store ({what})"
+            raise StoreError(msg)
+        rows = (
+            db.execute(
+                "SELECT snapshot FROM jobs WHERE done = 0 ORDER BY due"
+            ).fetchall()
+            if "meta" in tables  # else the first format: opening the store migrates it
+            else []
+        )
+    except sqlite3.Error as exc:
+        msg = f"{where} is not a job store: {exc}"
+        raise StoreError(msg) from exc
+    finally:
+        db.close()
+    jobs = []
+    for (text,) in rows:
+        with contextlib.suppress(ValueError):
+            jobs.append(JobState.from_json(json.loads(text)))
+    return jobs

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import EXIT, main
+from engine.cli._jobs import SEVERITY
 
 ROOT = Path(__file__).resolve().parents[2]
 VERBS = (
@@ -33,7 +34,31 @@ def _run(*argv: str) -> tuple[int, str, str]:
 
 def test_exit_codes_are_designs_table() -> None:
     """The exit codes are the ones DESIGN's command-line table promises."""
-    assert EXIT == {"ok": 0, "outcome": 1, "usage": 2, "timeout": 3, "remote": 4}
+    assert EXIT == {
+        "ok": 0,
+        "outcome": 1,
+        "usage": 2,
+        "timeout": 3,
+        "remote": 4,
+        "interrupted": 130,
+    }
+
+
+def test_worst_job_order_follows_the_exit_codes() -> None:
+    """`resume` exits as its worst job: severity rises with the exit code."""
+    assert list(SEVERITY) == sorted(SEVERITY, key=EXIT.__getitem__)
+    assert set(SEVERITY) == set(EXIT) - {"usage", "interrupted"}
+
+
+def test_readme_run_row_lists_every_run_exit_code() -> None:
+    """The README's `run` row names every exit code `run` can end with."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(
+        line for line in readme.splitlines() if line.startswith("| `statepoll run ")
+    )
+
+    for code in (0, 1, 2, 3, 4, 130):
+        assert f"{code} " in row.rsplit("|", 2)[1]
 
 
 @pytest.mark.parametrize("verb", VERBS)
@@ -106,3 +131,13 @@ def test_python_dash_m_engine_is_the_command() -> None:
 
     assert done.returncode == 0
     assert "azure-translator" in done.stdout
+
+
+def test_cli_parts_never_import_the_cli_package() -> None:
+    """No module of engine/cli imports engine.cli itself: no import circle (the demo's was one)."""
+    for module in sorted((ROOT / "engine" / "cli").glob("_*.py")):
+        source = module.read_text(encoding="utf-8")
+
+        assert "from . import" not in source, module.name
+        assert "from engine.cli import" not in source, module.name
+        assert "import engine.cli\n" not in source, module.name
