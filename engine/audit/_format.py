@@ -15,7 +15,6 @@ import os
 import sqlite3
 from pathlib import Path
 from typing import Final, Literal
-from urllib.parse import urlsplit
 
 from ._errors import AuditFormatError
 
@@ -55,43 +54,39 @@ def sqlite_uri(path: Path) -> str:
     return path.resolve().as_uri() + "?mode=ro"
 
 
-def locate_log(target: str | os.PathLike[str]) -> tuple[Path, LogFormat]:
+def locate_log(target: str | os.PathLike[str]) -> tuple[Path | str, LogFormat]:
     """Return the file a log path or store URL names, and what it holds.
 
     ``target`` is a log's path, a job store's path, or a store URL
-    (``sqlite:///relative``, ``sqlite:////absolute``).
+    (``sqlite:///relative``, ``sqlite:////absolute``, ``postgresql://…``).
+    A PostgreSQL store is returned as its URL, with the format ``"store"``:
+    whether it is one is found when its audit table is opened.
 
     Raises:
-        AuditFormatError: for a PostgreSQL store (not readable yet), a URL of
-            another scheme, or a file that is neither a log nor a store (see
-            :func:`check_log`).
+        AuditFormatError: for a URL of another scheme, or a file that is
+            neither a log nor a store (see :func:`check_log`).
         FileNotFoundError: when there is no such file.
     """
     text = os.fspath(target)
-    path = Path(_url_path(text)) if "://" in text else Path(target)
+    if "://" not in text:
+        path = Path(target)
+    elif (named := _url_path(text)) is not None:
+        path = Path(named)
+    else:
+        return text, "store"
     return path, check_log(path, name=text)
 
 
-def _url_path(url: str) -> str:
+def _url_path(url: str) -> str | None:
     # engine.stores imports this package (its records), so it is imported
     # here, when a URL is read, rather than at module level.
     from engine.stores import StoreError, store_path  # noqa: PLC0415 - see above
 
     try:
-        path = store_path(url)
+        return store_path(url)
     except StoreError as exc:
         msg = f"cannot read an audit log from this URL: {exc}"
         raise AuditFormatError(msg) from exc
-    if path is None:
-        # Host and database only: a URL may carry a password.
-        parts = urlsplit(url)
-        where = f"{parts.hostname or 'localhost'}{parts.path}"
-        msg = (
-            f"reading the audit table of a PostgreSQL store ({where}) is not "
-            "supported yet; export it, or verify a SQLite store"
-        )
-        raise AuditFormatError(msg)
-    return path
 
 
 def check_log(path: str | os.PathLike[str], *, name: str | None = None) -> LogFormat:

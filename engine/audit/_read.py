@@ -102,7 +102,7 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[Mapping[str, Any]]:
     where, fmt = locate_log(path)
     if fmt == "store":
         return store_records(where, os.fspath(path))
-    return log_records(where, fmt)
+    return log_records(Path(where), fmt)
 
 
 def log_records(path: Path, fmt: LogFile) -> Iterator[Mapping[str, Any]]:

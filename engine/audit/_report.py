@@ -42,7 +42,7 @@ def show_log(path: str | os.PathLike[str], *, job: str | None = None) -> list[st
         return _show_store(where, os.fspath(path), job)
     specs: list[str] = []
     groups: dict[tuple[str, str], list[_Record]] = {}
-    for record in log_records(where, fmt):
+    for record in log_records(Path(where), fmt):
         if record.get("kind") == "spec":
             specs.append(f"  {record.get('time')}  {describe(record)}")
             continue
@@ -69,7 +69,7 @@ def _timeline(title: str, records: Sequence[_Record]) -> list[str]:
     return lines
 
 
-def _show_store(where: Path, name: str, job: str | None) -> list[str]:
+def _show_store(where: Path | str, name: str, job: str | None) -> list[str]:
     specs: list[str] = []
     timelines: list[tuple[int, list[str]]] = []
     with open_store_audit(where, name) as audit:
@@ -218,7 +218,7 @@ def log_stats(path: str | os.PathLike[str]) -> list[LifecycleStats]:
     records = (
         store_records(where, os.fspath(path), by_job=True)
         if fmt == "store"
-        else log_records(where, fmt)
+        else log_records(Path(where), fmt)
     )
     tallies: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     entered: dict[tuple[str, str], tuple[str, float]] = {}

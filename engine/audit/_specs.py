@@ -38,10 +38,10 @@ Verdict = tuple[Literal["tampered", "unchecked"], str]
 class SpecFinder:
     """Find specs by content hash; remember what was found and why something was not."""
 
-    def __init__(self, specs: Sequence[Spec], log: Path) -> None:
-        """Index ``specs`` (given by the caller); ``log`` is the log's path."""
+    def __init__(self, specs: Sequence[Spec], log_dir: Path) -> None:
+        """Index ``specs``; relative spec sources are also looked for in ``log_dir``."""
         self._index: dict[str, Spec] = {spec.content_hash: spec for spec in specs}
-        self._log_dir = log.parent
+        self._log_dir = log_dir
         self._builtins_loaded = False
         self._tried: dict[str, Spec | None] = {}  # candidate path -> what it held
         self._why_not: dict[str, str] = {}  # spec hash -> why it cannot be used

@@ -9,16 +9,17 @@ holds the whole table.
 
 The SQL is plain and shared by every backend; what differs is how a
 read-only connection is opened and a query streamed, one small function per
-backend. SQLite's (:func:`open_store_audit`) reads every pass from one
-snapshot, so a store that workers are writing still verifies. A PostgreSQL
-store will bring its own: a psycopg connection in a REPEATABLE READ READ ONLY
-transaction, each query through a server-side (named) cursor.
+backend. Both read every pass from one snapshot, so a store that workers are
+writing still verifies: SQLite in one read transaction, PostgreSQL in one
+REPEATABLE READ READ ONLY transaction (the store's schema first on the
+search path), each query through a server-side (named) cursor.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -109,14 +110,20 @@ class StoreAudit:
 
 
 @contextlib.contextmanager
-def open_store_audit(path: Path, name: str) -> Iterator[StoreAudit]:
-    """Open the audit table of the SQLite store at ``path`` read-only (``name`` for messages).
+def open_store_audit(where: Path | str, name: str) -> Iterator[StoreAudit]:
+    """Open the audit table of a job store read-only (``name`` for messages).
+
+    ``where`` is a SQLite store's file, or a PostgreSQL store's URL.
 
     Raises:
         AuditFormatError: the database cannot be opened or its tables read.
     """
+    if isinstance(where, str):
+        with _open_postgres(where, name) as audit:
+            yield audit
+        return
     try:
-        db = sqlite3.connect(sqlite_uri(path), uri=True, isolation_level=None)
+        db = sqlite3.connect(sqlite_uri(where), uri=True, isolation_level=None)
     except sqlite3.Error as exc:
         msg = f"{name}: cannot open the job store: {exc}"
         raise AuditFormatError(msg) from exc
@@ -139,8 +146,60 @@ def _sqlite_rows(
         raise AuditFormatError(msg) from exc
 
 
+@contextlib.contextmanager
+def _open_postgres(url: str, name: str) -> Iterator[StoreAudit]:
+    # engine.stores imports this package, and psycopg is an optional extra.
+    from engine.stores import shown_url  # noqa: PLC0415 - see above
+
+    name = shown_url(name)
+    try:
+        import psycopg  # noqa: PLC0415 - see above
+    except ImportError:  # pragma: no cover - the postgres extra is not installed
+        msg = f"{name}: reading a PostgreSQL store needs psycopg: pip install 'statepoll[postgres]'"
+        raise AuditFormatError(msg) from None
+    try:
+        db = psycopg.connect(
+            url, options="-c search_path=statepoll", connect_timeout=10
+        )
+    except psycopg.Error as exc:
+        msg = f"{name}: cannot open the job store: {_first_line(exc)}"
+        raise AuditFormatError(msg) from exc
+    try:
+        # One snapshot for every pass, as SQLite's read transaction.
+        db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        db.read_only = True
+        found = db.execute("SELECT to_regclass('statepoll.audit')").fetchone()
+        if found is None or found[0] is None:
+            msg = f"{name} is not a job store (no statepoll.audit table)"
+            raise AuditFormatError(msg)
+        yield StoreAudit(functools.partial(_postgres_rows, db, name, itertools.count()))
+    finally:
+        db.close()
+
+
+def _postgres_rows(
+    db: Any, name: str, names: Iterator[int], sql: str
+) -> Iterator[Sequence[Any]]:
+    import psycopg  # noqa: PLC0415 - only reached once _open_postgres imported it
+
+    try:
+        # A named cursor streams from the server, a batch at a time.
+        with db.cursor(name=f"statepoll_audit_{next(names)}") as cursor:
+            cursor.itersize = 2000
+            cursor.execute(sql)
+            yield from cursor
+    except psycopg.Error as exc:
+        msg = f"{name}: cannot read the job store's audit table: {_first_line(exc)}"
+        raise AuditFormatError(msg) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def store_records(
-    path: Path, name: str, *, by_job: bool = False
+    path: Path | str, name: str, *, by_job: bool = False
 ) -> Iterator[Mapping[str, Any]]:
     """Yield every record of a store's audit table that parses, in commit order.
 

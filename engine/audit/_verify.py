@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from statemachines import Spec
@@ -47,13 +48,16 @@ def verify_log(
 
     Raises:
         AuditFormatError: if ``path`` is neither an audit log nor a job store
-            this build can read (a PostgreSQL store, for now).
+            this build can read.
     """
     where, fmt = locate_log(path)
-    finder = SpecFinder(specs, where)
+    # Spec sources recorded as relative paths are also looked for beside the
+    # log (a database server's: in the working directory only).
+    finder = SpecFinder(specs, where.parent if isinstance(where, Path) else Path())
     if fmt == "store":
         with open_store_audit(where, os.fspath(path)) as audit:
             return verify_store(audit, finder)
+    where = Path(where)
     # The spec records first: one written in a later session still serves
     # the records before it.
     spec_problems = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from engine._core.state import JobState
-from engine.stores._base import JobStore, Lease, StoreError, new_owner
+from engine.stores._base import JobStore, Lease, StoreError, new_owner, shown_url
 from engine.stores._sqlite import SqliteJobStore, sqlite_unfinished
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "StoreError",
     "new_owner",
     "open_store",
+    "shown_url",
     "store_path",
     "unfinished_jobs",
 ]

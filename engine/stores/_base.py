@@ -24,7 +24,7 @@ from engine._core.state import JobState
 from engine.audit import AuditEntry
 from statemachines import StatepollError
 
-__all__ = ["JobStore", "Lease", "StoreError", "new_owner", "owner_gone"]
+__all__ = ["JobStore", "Lease", "StoreError", "new_owner", "owner_gone", "shown_url"]
 
 
 class StoreError(StatepollError, ValueError):
@@ -40,6 +40,15 @@ class Lease:
     #: Records in the job's audit chain so far, and the hash of the last one.
     jseq: int
     jhead: str
+
+
+def shown_url(url: str) -> str:
+    """Return a store URL as messages show it: without its password, if it has one."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    who, _, where = rest.rpartition("@")
+    return f"{scheme}://{who.split(':', 1)[0]}@{where}"
 
 
 def new_owner() -> str:

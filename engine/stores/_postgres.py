@@ -26,7 +26,7 @@ import attrs
 
 from engine._core.state import JobState
 from engine.audit import GENESIS, AuditEntry, build_chained_record
-from engine.stores._base import Lease, StoreError, owner_gone
+from engine.stores._base import Lease, StoreError, owner_gone, shown_url
 
 try:
     import psycopg
@@ -128,7 +128,7 @@ class PostgresJobStore:
             )
             raise StoreError(msg)
         self._dsn = url
-        self.url = _safe(url)
+        self.url = shown_url(url)
         self.owner = ""
         self._lease = 30.0
         self._size = max(1, connections)
@@ -518,16 +518,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _safe(url: str) -> str:
-    """Return ``url`` without its password (for messages)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    who, _, where = rest.rpartition("@")
-    user = who.split(":", 1)[0]
-    return f"{scheme}://{user}@{where}"
-
-
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -563,7 +553,7 @@ def postgres_unfinished(url: str) -> list[JobState]:
                 f"SELECT snapshot FROM {SCHEMA}.jobs WHERE NOT done ORDER BY due"
             ).fetchall()
     except psycopg.Error as exc:
-        msg = f"cannot read the job store {_safe(url)}: {_first_line(exc)}"
+        msg = f"cannot read the job store {shown_url(url)}: {_first_line(exc)}"
         raise StoreError(msg) from exc
     jobs = []
     for (text,) in rows:

@@ -23,7 +23,7 @@ import attrs
 
 from engine._core.state import JobState
 from engine.audit import AuditEntry, spec_entry, verify_log
-from engine.stores import Lease, SqliteJobStore
+from engine.stores import JobStore, Lease, open_store
 from statemachines import Spec, load_spec
 
 #: A three-state lifecycle: Queued -> Running -> Done, nothing else.
@@ -105,14 +105,14 @@ def state(spec: Spec, key: str, job_id: str, now: str = "Queued") -> JobState:
     )
 
 
-async def _opened(path: Path, owner: str) -> SqliteJobStore:
-    store = SqliteJobStore(path)
+async def _opened(path: Path | str, owner: str) -> JobStore:
+    store = open_store(path)
     await store.open(owner, lease=30.0, now=0.0)
     return store
 
 
 async def build_two_writers(
-    path: Path, spec: Spec, *, spec_records: bool = True
+    path: Path | str, spec: Spec, *, spec_records: bool = True
 ) -> None:
     """Write three jobs with two writers interleaved; job k1 changes hands.
 
@@ -184,7 +184,7 @@ def _finish(spec: Spec, job_id: str, *, resumed: bool = False) -> list[AuditEntr
 
 
 async def _step(
-    store: SqliteJobStore,
+    store: JobStore,
     spec: Spec,
     lease: Lease,
     entries: Sequence[AuditEntry],
