@@ -85,6 +85,7 @@ class EngineOptions(TypedDict, total=False):
     retain_finished: int
     retain_for: float
     lease: float
+    take_over: bool
 
 
 class AsyncEngine:
@@ -127,6 +128,8 @@ class AsyncEngine:
         retain_for: how long (seconds) such a result is kept at most.
         lease: seconds a store lets this engine's jobs be before another
             driver may take them (renewed every third of it while open).
+        take_over: with a store, take over every job no live driver holds
+            when opened (``False``: drive only the jobs this engine starts).
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class AsyncEngine:
         retain_finished: int = 1000,
         retain_for: float = 3600.0,
         lease: float = 30.0,
+        take_over: bool = True,
     ) -> None:
         """Configure the engine; nothing runs until it is opened or first used."""
         self._owns_client = client is None
@@ -160,6 +164,7 @@ class AsyncEngine:
         self._store: JobStore | None = None
         self._holder: Holder | None = None
         self._lease = lease
+        self._take_over = take_over
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
         #: Every credential read so far: every redactor blanks them all.
         self._secrets: set[str] = set()
@@ -231,7 +236,7 @@ class AsyncEngine:
         self._publisher.audit = self._audit
         self._publisher.store = self._store
         self._run.open()
-        if self._holder is not None:
+        if self._holder is not None and self._take_over:
             await self._holder.take_over(self._run)
 
     async def aclose(self) -> None:

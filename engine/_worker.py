@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import random
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
@@ -127,9 +128,10 @@ class Worker:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
-        #: Steps committed, and how late each claimed job was (seconds past due).
+        #: Steps committed, and how late each recently claimed job was
+        #: (seconds past due; the last ten thousand).
         self.steps = 0
-        self.lateness: list[float] = []
+        self.lateness: deque[float] = deque(maxlen=10_000)
 
     def _limit_service(self, spec: Spec) -> None:
         self._limits.setdefault(
@@ -183,6 +185,11 @@ class Worker:
         return fn
 
     # -- running ------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs this worker is stepping now."""
+        return len(self._tasks)
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims; in-flight steps finish and are committed."""

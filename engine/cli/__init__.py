@@ -34,6 +34,7 @@ from ._commands import (
 )
 from ._jobs import cmd_resume, cmd_run
 from ._parser import build_parser
+from ._workers import cmd_enqueue, cmd_worker
 
 __all__ = ["EXIT", "console_main", "main"]
 
@@ -52,12 +53,14 @@ _COMMANDS: Final[Mapping[str, Command]] = {
     "audit": cmd_audit,
     "demo": cmd_demo,
     "diagram": cmd_diagram,
+    "enqueue": cmd_enqueue,
     "resume": cmd_resume,
     "run": cmd_run,
     "simulate": cmd_simulate,
     "specs": cmd_specs,
     "track": cmd_run,
     "validate": cmd_validate,
+    "worker": cmd_worker,
 }
 
 

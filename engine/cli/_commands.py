@@ -195,6 +195,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitName:
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitName:
     """Show, verify or summarise an audit log, or the audit table of a job store."""
     from engine import audit  # noqa: PLC0415 - `statepoll specs` does not load the engine
+    from engine.stores import shown_url  # noqa: PLC0415 - as above
 
     log = args.log
     try:
@@ -213,7 +214,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitName:
         raise UsageError(msg) from None
     except audit.AuditFormatError as exc:
         raise UsageError(str(exc)) from None
-    name = _label(log)
+    name = shown_url(log)
     for problem in report.problems:
         where = (
             f"row {problem.line}"
@@ -234,12 +235,3 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> ExitName:
         return "usage"
     print(f"{name}: intact", file=out)
     return "ok"
-
-
-def _label(log: str) -> str:
-    """Name a log or store in messages: never a PostgreSQL URL's password."""
-    scheme, sep, rest = log.partition("://")
-    if sep and "@" in rest:
-        who, _, where = rest.rpartition("@")
-        return f"{scheme}://{who.split(':', 1)[0]}@{where}"
-    return log

@@ -154,6 +154,8 @@ async def _run(  # noqa: PLR0917 - one caller, cmd_run
         store=args.store,
         base_urls={spec.name: args.base_url} if args.base_url else None,
         time_scale=args.time_scale,
+        # Drive this job only; other jobs of the store are resume's or a worker's.
+        take_over=False,
     )
     progress.attach(engine)
     ending: Ending

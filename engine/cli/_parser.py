@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-scale", type=_time_scale, default=1.0, help=argparse.SUPPRESS
     )
 
+    _add_workers(sub)
+
     p = sub.add_parser(
         "demo",
         help="drive every built-in lifecycle against its simulator",
@@ -198,6 +200,90 @@ def _add_simulate(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="e.g. '429:0.1,reset@3,slow:0.05,delay=0.2,retry-after=1' (see below)",
     )
     p.add_argument("--api-key", default="sim-key")
+
+
+def _positive_int(text: str) -> int:
+    if not (text.isdigit() and int(text) > 0):
+        msg = f"must be a positive whole number, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
+
+
+def _add_workers(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "enqueue",
+        help="submit a job into a store for workers to drive",
+        description="Submit a job (its intent committed first, so a crash cannot lose it), commit its id and first state to the store and print its key; a worker drives it from there. Exit 0 enqueued, 2 usage or spec error, 4 the service refused.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="built-in name or path to a JSON spec")
+    p.add_argument("lifecycle", metavar="LIFECYCLE")
+    p.add_argument(
+        "--store",
+        required=True,
+        metavar="URL",
+        help="a SQLite path (or sqlite:///PATH) or a postgresql:// URL",
+    )
+    p.add_argument(
+        "--base-url",
+        type=_base_url,
+        help="service base URL (default: the spec's, or its base_url_env variable)",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a job input (JSON for non-string types); statepoll specs lists them",
+    )
+    p.add_argument(
+        "--file", metavar="PATH", help="the file to upload (the lifecycle's file input)"
+    )
+    p.add_argument(
+        "--time-scale", type=_time_scale, default=1.0, help=argparse.SUPPRESS
+    )
+
+    p = sub.add_parser(
+        "worker",
+        help="drive the due jobs of a store until SIGTERM",
+        description="Claim the due jobs of a store, poll them, commit each step with its audit records, until SIGTERM or SIGINT; then finish the requests in flight, let the jobs go and exit 0. Run as many as you like on one store.",
+    )
+    p.add_argument(
+        "--store",
+        required=True,
+        metavar="URL",
+        help="a SQLite path (or sqlite:///PATH) or a postgresql:// URL",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=32,
+        metavar="N",
+        help="jobs stepped at once (default 32)",
+    )
+    p.add_argument(
+        "--lease",
+        type=lambda text: _positive(text, "a lease"),
+        default=30.0,
+        metavar="S",
+        help="seconds before another worker may take this one's jobs if it stops renewing (default 30)",
+    )
+    p.add_argument(
+        "--spec",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a spec file besides the built-in ones and those the jobs record",
+    )
+    p.add_argument("--audit", metavar="PATH", help="also append the audit records here")
+    p.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="P",
+        help="serve counters in the Prometheus text format on 127.0.0.1:P (0 picks one)",
+    )
+    p.add_argument(
+        "--time-scale", type=_time_scale, default=1.0, help=argparse.SUPPRESS
+    )
 
 
 def _add_audit(sub: argparse._SubParsersAction[_Parser]) -> None:

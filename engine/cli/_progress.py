@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         TimedOut,
         TransitionEvent,
         UnknownState,
+        Worker,
     )
 
 __all__ = ["Progress", "seconds"]
@@ -84,8 +85,8 @@ class Progress:
             self.out.write(f"\r\x1b[2K{self._stamp()} {text}")
             self.out.flush()
 
-    def attach(self, engine: AsyncEngine) -> None:
-        """Register the handlers on ``engine``."""
+    def attach(self, engine: AsyncEngine | Worker) -> None:
+        """Register the handlers on ``engine`` (or on a worker: the same events)."""
         engine.on("submitted", self.on_submitted)
         engine.on("polled", self.on_polled)
         engine.on("retrying", self.on_retrying)

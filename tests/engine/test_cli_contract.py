@@ -21,6 +21,8 @@ VERBS = (
     "run",
     "track",
     "resume",
+    "enqueue",
+    "worker",
     "demo",
     "audit",
 )
