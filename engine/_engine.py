@@ -49,6 +49,7 @@ from statemachines import Spec
 if TYPE_CHECKING:
     import httpx
 
+    from engine._core.binding import Binding
     from engine.audit import AuditSink
 
 __all__ = ["AsyncEngine", "EngineOptions", "JobRef", "JobResult"]
@@ -464,16 +465,32 @@ class AsyncEngine:
         *,
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
+        drive: bool = True,
         **more_inputs: Any,
     ) -> JobRef:
         """Adopt an existing job by id and start tracking it.
 
         ``state`` is the state the job is believed to be in (default: initial).
+        With ``drive=False`` the job is written to the store and let go at
+        once, for a :class:`Worker` to drive (as :meth:`enqueue` does).
 
         Raises:
             InputError: a missing or unknown input, or an undeclared state.
             CredentialError: the spec's credential variable is unset.
+            StoreError: ``drive=False`` on an engine without a store.
         """
+        if not drive:
+            (ref,) = await self.track_many(
+                spec,
+                lifecycle,
+                (job_id,),
+                inputs,
+                item_filters=item_filters,
+                state=state,
+                drive=False,
+                **more_inputs,
+            )
+            return ref
         await self._ensure_open("track")
         b = self._bind.binding(spec, lifecycle)
         values = check_inputs(b, {**(inputs or {}), **more_inputs}, for_submit=False)
@@ -501,18 +518,29 @@ class AsyncEngine:
         *,
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
+        drive: bool = True,
         **more_inputs: Any,
     ) -> list[JobRef]:
         """Adopt many existing jobs at once, all with the same inputs.
 
         With a store, the jobs are written in batches of a thousand, one
-        transaction each (a million ids take minutes, not hours).
+        transaction each (a million ids take minutes, not hours). With
+        ``drive=False`` they are let go as they are written, for workers to
+        drive: this engine holds none of them (a million cost rows, not
+        memory here).
 
         Raises:
             InputError: a missing or unknown input, or an undeclared state.
             CredentialError: the spec's credential variable is unset.
+            StoreError: ``drive=False`` on an engine without a store.
         """
         await self._ensure_open("track")
+        if not drive and self._store is None:
+            msg = (
+                "track(drive=False) hands jobs to workers through a store: "
+                "create the engine with store=…"
+            )
+            raise StoreError(msg)
         b = self._bind.binding(spec, lifecycle)
         values = check_inputs(b, {**(inputs or {}), **more_inputs}, for_submit=False)
         check_filters(b, item_filters)
@@ -532,13 +560,22 @@ class AsyncEngine:
                 )
             )
             if len(batch) >= _BATCH:
-                await self._run.begin_many(b, batch)
+                await self._adopt(b, batch, drive=drive)
                 refs.extend(step.job.ref() for step in batch)
                 batch = []
         if batch:
-            await self._run.begin_many(b, batch)
+            await self._adopt(b, batch, drive=drive)
             refs.extend(step.job.ref() for step in batch)
         return refs
+
+    async def _adopt(self, b: Binding, steps: list[core.Step], *, drive: bool) -> None:
+        if drive:
+            await self._run.begin_many(b, steps)
+            return
+        pairs = [(step.job, step.records) for step in steps]
+        await self._publisher.add_many(b, pairs, hold=False, now=self._clock.now())
+        for step in steps:
+            await self._publisher.announce(b, step.job, step.records)
 
     async def wait(self, job: JobRef, *, timeout: float | None = None) -> JobResult:
         """Wait until ``job`` ends and return how it ended.

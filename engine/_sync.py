@@ -168,6 +168,7 @@ class Engine:
         *,
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
+        drive: bool = True,
         **more_inputs: Any,
     ) -> JobRef:
         """Adopt an existing job (see :meth:`AsyncEngine.track`)."""
@@ -179,6 +180,7 @@ class Engine:
                 inputs,
                 item_filters=item_filters,
                 state=state,
+                drive=drive,
                 **more_inputs,
             )
         )
@@ -193,6 +195,7 @@ class Engine:
         *,
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
+        drive: bool = True,
         **more_inputs: Any,
     ) -> list[JobRef]:
         """Adopt many existing jobs at once (see :meth:`AsyncEngine.track_many`)."""
@@ -204,6 +207,7 @@ class Engine:
                 inputs,
                 item_filters=item_filters,
                 state=state,
+                drive=drive,
                 **more_inputs,
             )
         )

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import AsyncEngine, Worker
+from engine import AsyncEngine, StoreError, Worker
 from engine.stores._postgres import read_postgres_records
 from engine.stores._sqlite import read_sqlite_records
 
@@ -160,3 +160,41 @@ async def test_track_many_writes_jobs_in_batches_and_workers_drive_them(
     assert len(refs) == held == 2500
     assert sum(1 for r in records if r["kind"] == "submitted") == 2500
     assert sum(1 for r in records if r["kind"] == "completed") == 2500
+
+
+@pytest.mark.anyio
+async def test_track_many_without_driving_hands_every_job_to_the_workers(
+    tmp_path: Path, store_url: str
+) -> None:
+    """drive=False: the jobs are written and let go; the engine holds none, a worker ends them."""
+    spec, service = _spec(tmp_path), _Service()
+    service.polls.update({f"job-{i}": 2 for i in range(1200)})
+    client = httpx.AsyncClient(transport=httpx.MockTransport(service))
+    seen: list[str] = []
+    async with client:
+        async with AsyncEngine(client=client, store=store_url) as engine:
+            engine.on("submitted", lambda e: seen.append(e.job_id))
+            refs = await engine.track_many(
+                spec, "job", (f"job-{i}" for i in range(1200)), drive=False
+            )
+            one = await engine.track(spec, "job", "job-1200", drive=False)
+            held = len(engine.jobs())
+            before = await engine.status(one)
+        polled_while_open = sum(service.polls.values()) - 2 * 1200
+        worker = Worker(store_url, client=client, concurrency=64, specs=[spec])
+        async with asyncio.timeout(60):
+            await worker.run(until_idle=True)
+
+    records = _records(store_url)
+    assert (len(refs), held, polled_while_open) == (1200, 0, 0)
+    assert len(seen) == 1201  # the adopting engine's hooks heard of each job
+    assert (before.state, before.done) == ("Queued", False)
+    assert sum(1 for r in records if r["kind"] == "completed") == 1201
+
+
+@pytest.mark.anyio
+async def test_handing_jobs_to_workers_needs_a_store() -> None:
+    """track(drive=False) on an engine without a store: a StoreError that says what to do."""
+    async with AsyncEngine() as engine:
+        with pytest.raises(StoreError, match="create the engine with store="):
+            await engine.track("mindee", "inference", "abc", drive=False)
