@@ -217,27 +217,8 @@ def _add_workers(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("spec", metavar="SPEC", help="built-in name or path to a JSON spec")
     p.add_argument("lifecycle", metavar="LIFECYCLE")
-    p.add_argument(
-        "--store",
-        required=True,
-        metavar="URL",
-        help="a SQLite path (or sqlite:///PATH) or a postgresql:// URL",
-    )
-    p.add_argument(
-        "--base-url",
-        type=_base_url,
-        help="service base URL (default: the spec's, or its base_url_env variable)",
-    )
-    p.add_argument(
-        "--input",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="a job input (JSON for non-string types); statepoll specs lists them",
-    )
-    p.add_argument(
-        "--file", metavar="PATH", help="the file to upload (the lifecycle's file input)"
-    )
+    _store_url(p)
+    _job_inputs(p)
     p.add_argument(
         "--time-scale", type=_time_scale, default=1.0, help=argparse.SUPPRESS
     )
@@ -247,12 +228,7 @@ def _add_workers(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="drive the due jobs of a store until SIGTERM",
         description="Claim the due jobs of a store, poll them, commit each step with its audit records, until SIGTERM or SIGINT; then finish the requests in flight, let the jobs go and exit 0. Run as many as you like on one store.",
     )
-    p.add_argument(
-        "--store",
-        required=True,
-        metavar="URL",
-        help="a SQLite path (or sqlite:///PATH) or a postgresql:// URL",
-    )
+    _store_url(p)
     p.add_argument(
         "--concurrency",
         type=_positive_int,
@@ -321,7 +297,16 @@ def _add_audit(sub: argparse._SubParsersAction[_Parser]) -> None:
     a.add_argument("log", metavar="LOG")
 
 
-def _job_options(p: argparse.ArgumentParser) -> None:
+def _store_url(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        required=True,
+        metavar="URL",
+        help="a SQLite path (or sqlite:///PATH) or a postgresql:// URL",
+    )
+
+
+def _job_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--base-url",
         type=_base_url,
@@ -337,6 +322,10 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--file", metavar="PATH", help="the file to upload (the lifecycle's file input)"
     )
+
+
+def _job_options(p: argparse.ArgumentParser) -> None:
+    _job_inputs(p)
     p.add_argument(
         "--filter",
         action="append",
