@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from engine.cli import EXIT, main
 from engine.cli._jobs import SEVERITY
+from tests.statemachines.helpers import job_lifecycle, minimal_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 VERBS = (
@@ -143,3 +145,38 @@ def test_cli_parts_never_import_the_cli_package() -> None:
         assert "from . import" not in source, module.name
         assert "from engine.cli import" not in source, module.name
         assert "import engine.cli\n" not in source, module.name
+
+
+def test_specs_lists_each_lifecycles_inputs_with_type_place_and_need() -> None:
+    """`specs` shows each lifecycle's inputs: name, type, where it goes, whether required."""
+    code, out, _ = _run("specs", "oneclickdz")
+
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    assert code == 0
+    assert (
+        "plan_code string body required Plan code from GET /v3/mobile/plans (e.g. PREPAID_MOBILIS)."
+        in lines
+    )
+    assert "amount integer body optional Amount in DZD (dynamic plans only)." in lines
+    assert "quantity integer body default 1 Number of cards (≥ 1)." in lines
+    assert lines.count("inputs:") == 3
+
+
+def test_validate_prints_a_specs_warnings_and_still_exits_0(tmp_path: Path) -> None:
+    """A valid spec with a state no rule produces: its warning on stdout, exit 0."""
+    document = minimal_spec()
+    del job_lifecycle(document)["poll"]["observe"][0]["map"]["running"]
+    path = tmp_path / "warned.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+    code, out, err = _run("validate", str(path))
+
+    assert code == 0
+    assert out.splitlines() == [
+        (
+            f"{path}: /lifecycles/job/states/Running: warning: no observe rule and no "
+            "cancel leads to state 'Running', so a job only passes through it when a "
+            "later state is observed"
+        )
+    ]
+    assert f"{path}: ok" in err

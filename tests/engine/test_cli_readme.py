@@ -110,8 +110,10 @@ def test_simulate_help_tells_how_to_get_each_outcome() -> None:
     ],
 )
 def test_outcome_triggers_match_the_simulators_docs(service: str, trigger: str) -> None:
-    """Each trigger the help names is one the simulator's own docstring documents."""
+    """Each trigger the help names is one the simulator's own docstring and the README document."""
     module = importlib.import_module(SIMULATORS[service])
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
 
     assert trigger in " ".join(OUTCOMES[service])
     assert trigger.split("=", maxsplit=1)[0] in (module.__doc__ or "")
+    assert trigger.split("=", maxsplit=1)[0] in readme

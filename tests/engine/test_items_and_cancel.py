@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import httpx
@@ -131,10 +132,11 @@ async def test_a_fatal_status_on_an_items_page_ends_the_job_at_once() -> None:
 
 
 @pytest.mark.anyio
-async def test_an_illegal_item_move_under_a_fail_policy_ends_the_job_and_reaches_hooks() -> (
-    None
-):
+async def test_an_illegal_item_move_under_a_fail_policy_ends_the_job_and_reaches_hooks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Item Ok -> New is illegal: with the item lifecycle's 'fail' policy the job errors."""
+    caplog.set_level(logging.WARNING, logger="statepoll")
     service = _Service(
         ["running"], [[{"id": "d1", "status": "ok"}], [{"id": "d1", "status": "new"}]]
     )
@@ -147,11 +149,17 @@ async def test_an_illegal_item_move_under_a_fail_policy_ends_the_job_and_reaches
 
     assert info.value.kind == "illegal_transition"
     assert [(e.item_id, e.dest) for e in events] == [("d1", "New")]  # type: ignore[attr-defined]
+    assert any(
+        " item d1 illegal transition 'Ok' -> " in r.getMessage() for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
 
 
 @pytest.mark.anyio
-async def test_an_unknown_item_state_reaches_hooks_and_the_job_goes_on() -> None:
-    """An item status no rule maps is reported to hooks (reject) and the batch completes."""
+async def test_an_unknown_item_state_reaches_hooks_and_the_job_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An item status no rule maps is reported to hooks and the log, and the batch completes."""
+    caplog.set_level(logging.WARNING, logger="statepoll")
     service = _Service(["running", "done"], [[{"id": "d1", "status": "exploding"}]])
     events: list[Event] = []
     async with _engine(service) as engine:
@@ -163,6 +171,10 @@ async def test_an_unknown_item_state_reaches_hooks_and_the_job_goes_on() -> None
     assert result.state == "Done"
     assert events
     assert {(e.item_id, e.observed) for e in events} == {("d1", "exploding")}  # type: ignore[attr-defined]
+    assert any(
+        " item d1 unknown state" in r.getMessage() and "exploding" in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
 
 
 @pytest.mark.anyio

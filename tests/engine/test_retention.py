@@ -113,3 +113,35 @@ async def test_results_older_than_retain_for_are_dropped() -> None:
 
         assert [ref.job_id for ref in engine.jobs()] == ["job-0"]
         assert engine.jobs()[0].key == "j2"
+
+
+@pytest.mark.anyio
+async def test_results_yielded_by_as_completed_leave_slim_records() -> None:
+    """as_completed hands each result over: the engine keeps its state, not its bodies."""
+    engine, client = _engine()
+    async with client, engine:
+        spec = _spec()
+        jobs = [await engine.track(spec, "job", f"job-{i}") for i in range(5)]
+        async with asyncio.timeout(5):
+            results = [result async for result in engine.as_completed(jobs)]
+
+        assert [r.response for r in results] == [BODY] * 5
+        assert {engine.state_of(job) for job in jobs} == {"Done"}
+        assert all(engine._run.jobs[job.key].job.response is None for job in jobs)
+
+
+@pytest.mark.anyio
+async def test_a_completed_hook_is_not_a_hand_over_wait_still_returns_the_result() -> (
+    None
+):
+    """A hook that sees `completed` does not take the result: a later wait() still gets it."""
+    engine, client = _engine()
+    seen = asyncio.Event()
+    async with client, engine:
+        engine.on("completed", lambda _: seen.set())
+        job = await engine.track(_spec(), "job", "a")
+        async with asyncio.timeout(5):
+            await seen.wait()
+        result = await engine.wait(job, timeout=5)
+
+    assert result.response == BODY

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import AsyncEngine, StoreError
+from engine import AsyncEngine, StoreError, WaitTimeout
 from engine._core.state import JobState, Phase
-from engine.audit import record_hash
+from engine.audit import record_hash, verify_log
 from engine.stores import SqliteJobStore
 
 DOC: dict[str, Any] = {
@@ -237,3 +237,48 @@ def test_a_snapshot_round_trips_through_the_store(tmp_path: Path) -> None:
             await store.close()
 
     assert asyncio.run(main()) == job
+
+
+@pytest.mark.anyio
+async def test_a_wait_that_times_out_leaves_the_job_in_the_store(
+    tmp_path: Path,
+) -> None:
+    """wait(timeout=) raises WaitTimeout; the job stays in the store and a later engine ends it."""
+    spec = _spec_file(tmp_path)
+    store = tmp_path / "jobs.db"
+    status: dict[str, str] = {}
+    first, client = _engine(status, store=store)
+    async with client, first:
+        ref = await first.track(spec, "job", "j1")
+        with pytest.raises(WaitTimeout) as info:
+            await first.wait(ref, timeout=0.05)
+        after_timeout = await first.status(ref)
+
+    status["j1"] = "done"
+    second, client = _engine(status, store=store)
+    async with client, second:
+        result = await second.wait(ref, timeout=5)
+
+    assert isinstance(info.value, TimeoutError)
+    assert (after_timeout.done, after_timeout.ended) == (False, None)
+    assert _rows(store, "SELECT COUNT(*) FROM jobs") == [(1,)]
+    assert result.state == "Done"
+
+
+@pytest.mark.anyio
+async def test_tracking_a_finished_job_again_into_one_store_verifies_intact(
+    tmp_path: Path,
+) -> None:
+    """The same job id tracked twice (it had finished): two sessions, verify says intact."""
+    spec = _spec_file(tmp_path)
+    store = tmp_path / "jobs.db"
+    engine, client = _engine({"j1": "done"}, store=store)
+    async with client, engine:
+        for _ in range(2):
+            ref = await engine.track(spec, "job", "j1")
+            await engine.wait(ref, timeout=5)
+
+    report = verify_log(store)
+    kinds = [json.loads(r)["kind"] for (r,) in _rows(store, "SELECT record FROM audit")]
+    assert (report.intact, report.checked) == (True, True)
+    assert kinds.count("completed") == 2
