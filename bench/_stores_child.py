@@ -18,8 +18,9 @@ and the engine itself polls none of them meanwhile.
 ``track_many`` and lets the engine poll them (``--store none``: in memory).
 Each prints ``{"ready": ...}`` once it is driving jobs, then reads one line
 ``T0 T1`` (epoch seconds) from standard input, measures between those two
-times (polls, its own CPU time, lateness, RSS), stops, and prints one JSON
-line of results. A worker's clock starts at ``--anchor`` when given (it runs
+times (polls, its own CPU time, lateness, RSS), waits for one more line (the
+parent has taken its own readings at T1), stops, and prints one JSON line of
+results. A worker's clock starts at ``--anchor`` when given (it runs
 at the real rate), so that it meets the jobs' due times as if it had started
 when they were adopted.
 
@@ -94,10 +95,13 @@ def _emit(payload: dict[str, Any]) -> None:
     print(json.dumps(payload), flush=True)
 
 
+async def _from_parent() -> str:
+    return await asyncio.to_thread(sys.stdin.readline)
+
+
 async def _window() -> tuple[float, float]:
     """Read ``T0 T1`` from the parent; sleep until T0."""
-    line = await asyncio.to_thread(sys.stdin.readline)
-    start, end = map(float, line.split())
+    start, end = map(float, (await _from_parent()).split())
     await asyncio.sleep(max(0.0, start - time.time()))
     return start, end
 
@@ -187,6 +191,9 @@ async def drive_worker(args: argparse.Namespace, problems: _Problems) -> None:
         profiler.dump_stats(args.profile)
     steps1, cpu1, wall1 = worker.steps, time.process_time(), time.perf_counter()
     lateness = worker.lateness[late0:]
+    # Until the parent has measured the window: the database's processes of
+    # this worker's connections must still run when it reads their CPU time.
+    await _from_parent()
     worker.stop()
     async with asyncio.timeout(60):
         await run
@@ -231,6 +238,7 @@ async def drive_engine(args: argparse.Namespace, problems: _Problems) -> None:
         cpu1, wall1 = time.process_time(), time.perf_counter()
         polls1 = await polls()
         rss, hwm = rss_kb()
+        await _from_parent()  # the parent has measured the window
     _emit(
         {
             "polls": polls1 - polls0,

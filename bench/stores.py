@@ -150,7 +150,6 @@ class _Sample:
     def __init__(
         self, bench: _Bench, children: list[_Child], database: str | None = None
     ) -> None:
-        self.xacts = _transactions(database) if database else 0
         self.wall = time.perf_counter()
         self.busy = proc.machine_busy_seconds()
         self.pg = proc.tree_cpu_seconds(bench.cluster.postmaster_pid)
@@ -158,6 +157,8 @@ class _Sample:
         self.children = [proc.cpu_seconds(c.process.pid) for c in children]
         own = os.times()
         self.own = own.user + own.system
+        # Last: its connection's backend exits once done, after the readings above.
+        self.xacts = _transactions(database) if database else 0
 
     def since(self, before: _Sample) -> dict[str, float]:
         """Return the CPU seconds each part used since ``before``, and the wall time."""
@@ -314,6 +315,8 @@ class _Bench:
             before = _Sample(self, children, database)
             time.sleep(max(0.0, end - time.time()))
             measured = _Sample(self, children, database).since(before)
+            for child in children:
+                child.send("stop\n")
             reports = [child.line(timeout=_REPORT_BUDGET) for child in children]
         except BaseException:
             for child in children:
@@ -358,6 +361,10 @@ def _rate(value: float) -> str:
 
 def _share(value: float) -> str:
     return f"{value:.0%}"
+
+
+def _cpus(value: float) -> str:
+    return f"{value:.2f}"
 
 
 def _xacts(value: float) -> str:
@@ -473,7 +480,7 @@ def _print_part1(
         "PostgreSQL xacts/poll",
         "server CPU/poll",
         "total CPU/poll",
-        "others",
+        "others (CPUs)",
         "warnings",
     ]
     rows = []
@@ -489,7 +496,7 @@ def _print_part1(
                 _cell([r["pg_xacts"] for r in rs], _xacts),
                 _cell([r["server_cpu"] for r in rs], _us),
                 _cell([r["total_cpu"] for r in rs], _us),
-                _cell([r["others"] for r in rs], lambda v: f"{v:.2f} CPU"),
+                _cell([r["others"] for r in rs], _cpus),
                 str(sum(r["problems"] for r in rs)),
             ]
         )
@@ -498,7 +505,7 @@ def _print_part1(
         "  worker CPU share: each worker's CPU time / wall time; PostgreSQL share: all its\n"
         "  processes' CPU time / wall time (of one CPU); xacts: transactions PostgreSQL counted\n"
         "  (pg_stat_database; a statement outside BEGIN is one); total: workers + PostgreSQL + server;\n"
-        "  others: CPU other processes of the machine used meanwhile (noise)."
+        "  others: CPUs' worth of time other processes of the machine used meanwhile (noise)."
     )
     ratios = [
         two["rate"] / one["rate"] for one, two in zip(runs[1], runs[2], strict=True)
@@ -518,17 +525,20 @@ def _print_part1(
     if profile is None:
         return
     (total_cpu, split, store), run = profile
-    per_poll = run["driver_cpu"]
+    share = store / total_cpu
+    # Profiling slows the worker down; the share is applied to the unprofiled cost.
+    per_poll = statistics.median(r["driver_cpu"] for r in runs[1])
     polls = sum(r["polls"] for r in run["reports"])
     print(
         f"\n  One worker profiled (cProfile, {polls:,} polls; profiling slows it, "
         "so shares are what count):"
     )
     print(
-        f"    inside the store's calls (claim, commit, next_due, wait_changed, heartbeat): "
-        f"{store / total_cpu:.0%} of the worker's CPU = {store / total_cpu * per_poll * 1e6:,.0f} µs "
-        f"of its {per_poll * 1e6:,.0f} µs per poll (profiled: {store / polls * 1e6:,.0f} of "
-        f"{total_cpu / polls * 1e6:,.0f})"
+        "    inside the store's calls (claim, commit, next_due, wait_changed, heartbeat): "
+        f"{share:.0%} of the profiled worker's time (profiled: {store / polls * 1e6:,.0f} of "
+        f"{total_cpu / polls * 1e6:,.0f} µs per poll);\n    applied to the unprofiled "
+        f"1-worker median of {per_poll * 1e6:,.0f} µs: {share * per_poll * 1e6:,.0f} µs of "
+        "worker CPU per poll in the store, besides PostgreSQL's own (above)"
     )
     print(
         "    own time by package (C built-ins charged to their callers), µs per poll profiled:"
@@ -726,7 +736,7 @@ def _print_part3(
         "PostgreSQL xacts/poll",
         "driver + DB CPU/poll",
         "lateness p99 ms",
-        "others",
+        "others (CPUs)",
         "warnings",
     ]
     rows = []
@@ -743,7 +753,7 @@ def _print_part3(
                 _cell([r["pg_xacts"] for r in rs], _xacts) if postgres else "-",
                 _cell([_with_database(r, postgres=postgres) for r in rs], _us),
                 _cell([r["late_p99"] for r in rs], _ms),
-                _cell([r["others"] for r in rs], lambda v: f"{v:.2f} CPU"),
+                _cell([r["others"] for r in rs], _cpus),
                 str(sum(r["problems"] for r in rs)),
             ]
         )
