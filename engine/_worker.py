@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 from collections import deque
@@ -54,6 +55,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: A step due this soon after the last one stays with the worker (no release).
 _SOON: Final = 0.05
+#: A claim that took every due job is followed by the next one no sooner than
+#: this: one claim takes the jobs that fell due meanwhile, not one at a time.
+_GATHER: Final = 0.02
 #: The longest a worker sleeps without looking at the store again.
 _IDLE: Final = 1.0
 #: A job this worker cannot drive (its spec is not at hand) is left alone this long.
@@ -127,6 +131,8 @@ class Worker:
             on_service=self._limit_service,
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._claimed_at = -math.inf
+        self._drained = False
         self._stopping = asyncio.Event()
         #: Steps committed, and how late each recently claimed job was
         #: (seconds past due; the last ten thousand).
@@ -253,6 +259,8 @@ class Worker:
                     claimed = await self.store.claim(now=now, limit=free)
                 except StoreError:
                     logger.exception("cannot claim jobs from %s", self.store.url)
+                self._claimed_at = now
+                self._drained = len(claimed) < free
                 for job, lease in claimed:
                     self.lateness.append(max(0.0, now - job.due))
                     task = asyncio.get_running_loop().create_task(
@@ -276,14 +284,21 @@ class Worker:
         now = self._clock.now()
         due = await self.store.next_due(now=now)
         delay = _IDLE if due is None else min(_IDLE, max(0.0, due - now))
-        if delay <= 0 and len(self._tasks) < self._concurrency:
+        if self._drained:
+            # The last claim took every due job: gather the next ones.
+            delay = max(delay, self._claimed_at + _GATHER - now)
+        full = len(self._tasks) >= self._concurrency
+        if delay <= 0 and not full:
             await asyncio.sleep(0)
             return
         waiters = [
             asyncio.ensure_future(self.store.wait_changed(delay)),
             asyncio.ensure_future(self._stopping.wait()),
-            *self._tasks,
         ]
+        if full:
+            # A step that ends frees a slot: claim again. With slots free, a
+            # step's end changes nothing; the next due time does.
+            waiters.extend(self._tasks)
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:

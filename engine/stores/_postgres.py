@@ -96,6 +96,12 @@ _DDL: Final = (
     )""",
 )
 
+_COMMIT: Final = (
+    f"UPDATE {SCHEMA}.jobs SET job_id = %s, phase = %s, done = %s, "
+    "due = %s, owner = %s, audit_seq = %s, audit_head = %s, "
+    "snapshot = %s, updated = %s WHERE key = %s AND token = %s"
+)
+
 #: Free: no owner, or an owner whose heartbeat has lapsed.
 _FREE: Final = (
     f"(j.owner IS NULL OR NOT EXISTS (SELECT 1 FROM {SCHEMA}.owners o "
@@ -252,6 +258,16 @@ class PostgresJobStore:
                 msg = f"job store {self.url}: {_first_line(exc)}"
                 raise StoreError(msg) from exc
 
+    @contextlib.asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[Any]:
+        """A connection for statements that are each a transaction of their own."""
+        async with self._writer() as writer:
+            try:
+                yield writer.conn
+            except psycopg.Error as exc:
+                msg = f"job store {self.url}: {_first_line(exc)}"
+                raise StoreError(msg) from exc
+
     # -- owners -------------------------------------------------------------------------
 
     async def heartbeat(self, *, now: float) -> None:
@@ -360,30 +376,32 @@ class PostgresJobStore:
         """Write a step, fenced by ``lease`` (see ``JobStore.commit``)."""
         async with self._writer() as writer:
             rows, moved = _chain(writer, entries, lease)
+            notify = not hold and not job.done and job.due <= now
+            params = (
+                job.job_id,
+                job.phase.value,
+                job.done,
+                job.due,
+                self.owner if hold else None,
+                moved.jseq,
+                moved.jhead,
+                _json(job.to_json()),
+                now,
+                lease.key,
+                lease.token,
+            )
             try:
+                if not rows and not notify:
+                    # One statement is a transaction of its own: a plain poll
+                    # needs no BEGIN and COMMIT round trips.
+                    cur = await writer.conn.execute(_COMMIT, params)
+                    return moved if cur.rowcount else None
                 async with writer.conn.transaction():
-                    cur = await writer.conn.execute(
-                        f"UPDATE {SCHEMA}.jobs SET job_id = %s, phase = %s, done = %s, "
-                        "due = %s, owner = %s, audit_seq = %s, audit_head = %s, "
-                        "snapshot = %s, updated = %s WHERE key = %s AND token = %s",
-                        (
-                            job.job_id,
-                            job.phase.value,
-                            job.done,
-                            job.due,
-                            self.owner if hold else None,
-                            moved.jseq,
-                            moved.jhead,
-                            _json(job.to_json()),
-                            now,
-                            lease.key,
-                            lease.token,
-                        ),
-                    )
+                    cur = await writer.conn.execute(_COMMIT, params)
                     if cur.rowcount == 0:
                         raise _Fenced  # noqa: TRY301 - rolls the transaction back, caught below
                     await _insert(writer.conn, rows)
-                    if not hold and not job.done and job.due <= now:
+                    if notify:
                         await writer.conn.execute(f"NOTIFY {CHANNEL}")
             except _Fenced:
                 return None  # rolled back: the job has another owner now
@@ -401,7 +419,8 @@ class PostgresJobStore:
         """Take free, unfinished jobs, the most overdue first (``FOR UPDATE SKIP LOCKED``)."""
         due = "AND j.due <= %(now)s " if due_only else ""
         claimed = []
-        async with self._tx() as conn:
+        # One statement (a transaction of its own): no BEGIN and COMMIT round trips.
+        async with self._autocommit() as conn:
             rows = await (
                 await conn.execute(
                     f"UPDATE {SCHEMA}.jobs SET owner = %(me)s, token = token + 1 "
@@ -417,6 +436,7 @@ class PostgresJobStore:
                     job = JobState.from_json(json.loads(snapshot))
                 except ValueError as exc:
                     logger.error("job %s in %s cannot be read: %s", key, self.url, exc)  # noqa: TRY400 - reported, not raised
+                    # Held by this owner since the claim: nobody else writes it meanwhile.
                     await conn.execute(
                         f"UPDATE {SCHEMA}.jobs SET owner = NULL, shelved = %s WHERE key = %s",
                         (now + _SHELVE, key),
@@ -429,7 +449,7 @@ class PostgresJobStore:
 
     async def get(self, key: str) -> JobState | None:
         """Return job ``key`` as last committed."""
-        async with self._tx() as conn:
+        async with self._autocommit() as conn:
             row = await (
                 await conn.execute(
                     f"SELECT snapshot FROM {SCHEMA}.jobs WHERE key = %s", (key,)
@@ -439,7 +459,7 @@ class PostgresJobStore:
 
     async def next_due(self, *, now: float) -> float | None:
         """Return the earliest due time of a job that is free (or will be) at ``now``."""
-        async with self._tx() as conn:
+        async with self._autocommit() as conn:
             row = await (
                 await conn.execute(
                     f"SELECT MIN(j.due) FROM {SCHEMA}.jobs j WHERE NOT j.done "
