@@ -126,7 +126,11 @@ async def adopt(args: argparse.Namespace) -> None:
     await engine.open()
     t1 = time.perf_counter()
     progress: list[tuple[int, float]] = []
-    refs = await engine.track_many(args.spec, "job", _ids(args.jobs, progress))
+    # drive=False: the jobs are written to the store and left to the workers;
+    # the adopting engine holds none of them (holding a million took 1 GB).
+    refs = await engine.track_many(
+        args.spec, "job", _ids(args.jobs, progress), drive=False
+    )
     t2 = time.perf_counter()
     _, hwm = rss_kb()
     await engine.aclose()
@@ -163,20 +167,20 @@ async def drive_worker(args: argparse.Namespace, problems: _Problems) -> None:
     _emit({"ready": worker.steps, "rss_kb": rss_kb()[0]})
     start, end = await _window()
     profiler = cProfile.Profile() if args.profile else None
-    steps0, cpu0, late0, wall0 = (
-        worker.steps,
-        time.process_time(),
-        len(worker.lateness),
-        time.perf_counter(),
-    )
+    # Worker.lateness is a bounded deque: drain it at each sample and keep our own.
+    worker.lateness.clear()
+    lateness: list[float] = []
+    steps0, cpu0, wall0 = worker.steps, time.process_time(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
     samples = []
-    last_steps, last_late = steps0, late0
+    last_steps = steps0
     while (now := time.time()) < end:
         await asyncio.sleep(min(args.sample, end - now))
         rss, _ = rss_kb()
-        late = worker.lateness[last_late:]
+        late = list(worker.lateness)
+        worker.lateness.clear()
+        lateness.extend(late)
         samples.append(
             {
                 "t": time.time() - start,
@@ -185,12 +189,12 @@ async def drive_worker(args: argparse.Namespace, problems: _Problems) -> None:
                 "late_p99": percentile(late, 0.99),
             }
         )
-        last_steps, last_late = worker.steps, len(worker.lateness)
+        last_steps = worker.steps
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
     steps1, cpu1, wall1 = worker.steps, time.process_time(), time.perf_counter()
-    lateness = worker.lateness[late0:]
+    lateness.extend(worker.lateness)
     # Until the parent has measured the window: the database's processes of
     # this worker's connections must still run when it reads their CPU time.
     await _from_parent()

@@ -106,17 +106,24 @@ class _Child:
         ready, _, _ = select.select([out], [], [], timeout)
         text = out.readline() if ready else ""
         if not text:
-            self.kill()
-            tail = " | ".join(self.errors.read_text().strip().splitlines()[-4:])
-            msg = f"{self.label}: no answer (exit {self.process.poll()}): {tail}"
-            raise RuntimeError(msg)
+            self._died("no answer")
         return json.loads(text)  # type: ignore[no-any-return]
 
     def send(self, text: str) -> None:
         stdin = self.process.stdin
         assert stdin is not None
-        stdin.write(text)
-        stdin.flush()
+        try:
+            stdin.write(text)
+            stdin.flush()
+        except BrokenPipeError:
+            self._died("gone")
+
+    def _died(self, what: str) -> None:
+        """Fail with the tail of the child's stderr: why it stopped answering."""
+        self.kill()
+        tail = " | ".join(self.errors.read_text().strip().splitlines()[-6:])
+        msg = f"{self.label}: {what} (exit {self.process.poll()}): {tail}"
+        raise RuntimeError(msg)
 
     def finish(self) -> None:
         try:
@@ -601,11 +608,11 @@ def _print_part2(
     jobs = adopted["jobs"]
     print(
         f"\n  adopting: {jobs:,} jobs in {adopted['adopt_s']:,.1f} s = "
-        f"{jobs / adopted['adopt_s']:,.0f} jobs/s (track_many, 1,000 per transaction; "
+        f"{jobs / adopted['adopt_s']:,.0f} jobs/s (track_many(drive=False), 1,000 per transaction; "
         f"{adopted['cpu'] / jobs * 1e6:,.0f} µs CPU per job in the adopting process); "
         f"opening {adopted['open_s']:.1f} s, letting them go on close "
         f"{adopted['release_s']:,.1f} s; the adopting engine's peak RSS "
-        f"{adopted['hwm_kb'] / 1024:,.0f} MB (it holds every job it adopts)"
+        f"{adopted['hwm_kb'] / 1024:,.0f} MB (drive=False: it holds none of them)"
     )
     marks = ", ".join(f"{n:,} at {t:,.0f} s" for n, t in adopted["progress"])
     if marks:
