@@ -12,19 +12,30 @@ together or not at all.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
 from engine._core.state import JobState
-from engine.audit import AuditEntry
+from engine.audit import GENESIS, AuditEntry, build_chained_record
 from statemachines import StatepollError
 
-__all__ = ["JobStore", "Lease", "StoreError", "new_owner", "owner_gone", "shown_url"]
+__all__ = [
+    "AuditChain",
+    "JobStore",
+    "Lease",
+    "StoreError",
+    "new_owner",
+    "owner_gone",
+    "shown_url",
+    "compact_json",
+    "snapshot_json",
+]
 
 
 class StoreError(StatepollError, ValueError):
@@ -40,6 +51,106 @@ class Lease:
     #: Records in the job's audit chain so far, and the hash of the last one.
     jseq: int
     jhead: str
+
+
+@attrs.define
+class AuditChain:
+    """One writer's audit chain in a store: its name and last record.
+
+    Every record a writer commits is chained twice: after the writer's own
+    last record (``wseq``, ``wprev``: no global lock, several writers append
+    at once) and after the job's (the ``Lease``'s ``jseq``, ``jhead``).
+    """
+
+    name: str
+    wseq: int = 0
+    wprev: str = GENESIS
+
+    def chain(
+        self,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        before: Sequence[dict[str, Any]] = (),
+    ) -> tuple[list[dict[str, Any]], Lease]:
+        """Chain ``entries`` after this writer's (and ``before``'s) and the job's last records.
+
+        Nothing moves until ``advance``: the records are not committed yet.
+        """
+        rows = []
+        if before:
+            wseq, wprev = before[-1]["wseq"], before[-1]["hash"]
+        else:
+            wseq, wprev = self.wseq, self.wprev
+        jseq, jhead = lease.jseq, lease.jhead
+        for entry in entries:
+            own = entry.kind != "spec"
+            record = build_chained_record(
+                entry,
+                writer=self.name,
+                wseq=wseq + 1,
+                wprev=wprev,
+                job=lease.key if own else None,
+                jseq=jseq + 1 if own else None,
+                jprev=jhead if own else None,
+            )
+            rows.append(record)
+            wseq, wprev = wseq + 1, record["hash"]
+            if own:
+                jseq, jhead = jseq + 1, record["hash"]
+        return rows, Lease(lease.key, lease.token, jseq, jhead)
+
+    def first(
+        self,
+        jobs: Sequence[tuple[JobState, Sequence[AuditEntry]]],
+        *,
+        owner: str | None,
+        now: float,
+    ) -> tuple[list[Lease], list[dict[str, Any]], list[tuple[Any, ...]]]:
+        """Chain new jobs' first records; return their leases, the records and the jobs' rows.
+
+        A job's row is ``(key, service, lifecycle, job_id, phase, done, due,
+        owner, audit_seq, audit_head, snapshot, updated)``; its token is 1.
+        """
+        leases: list[Lease] = []
+        rows: list[dict[str, Any]] = []
+        values: list[tuple[Any, ...]] = []
+        for job, entries in jobs:
+            chained, lease = self.chain(entries, Lease(job.key, 1, 0, GENESIS), rows)
+            rows.extend(chained)
+            leases.append(lease)
+            values.append(
+                (
+                    job.key,
+                    job.service,
+                    job.lifecycle,
+                    job.job_id,
+                    job.phase.value,
+                    job.done,
+                    job.due,
+                    owner,
+                    lease.jseq,
+                    lease.jhead,
+                    snapshot_json(job),
+                    now,
+                )
+            )
+        return leases, rows, values
+
+    def advance(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Move past ``rows``, once they are committed."""
+        if rows:
+            self.wseq = rows[-1]["wseq"]
+            self.wprev = rows[-1]["hash"]
+
+
+def snapshot_json(job: JobState) -> str:
+    """Return a job's snapshot as stores keep it: compact JSON."""
+    return compact_json(job.to_json())
+
+
+def compact_json(value: Any) -> str:
+    """Return ``value`` as compact JSON (no spaces; non-ASCII kept)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def shown_url(url: str) -> str:

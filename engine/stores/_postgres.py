@@ -25,8 +25,16 @@ from typing import Any, Final
 import attrs
 
 from engine._core.state import JobState
-from engine.audit import GENESIS, AuditEntry, build_chained_record
-from engine.stores._base import Lease, StoreError, owner_gone, shown_url
+from engine.audit import AuditEntry
+from engine.stores._base import (
+    AuditChain,
+    Lease,
+    StoreError,
+    compact_json,
+    owner_gone,
+    shown_url,
+    snapshot_json,
+)
 
 try:
     import psycopg
@@ -110,13 +118,10 @@ _FREE: Final = (
 
 
 @attrs.define
-class _Writer:
+class _Writer(AuditChain):
     """One connection, and the audit chain it writes."""
 
-    conn: Any
-    name: str
-    wseq: int = 0
-    wprev: str = GENESIS
+    conn: Any = attrs.field(default=None, kw_only=True)
 
 
 class PostgresJobStore:
@@ -151,9 +156,11 @@ class PostgresJobStore:
         try:
             first = await self._connect()
             await self._migrate(first)
-            self._writers = [_Writer(first, f"{owner}/0")]
+            self._writers = [_Writer(f"{owner}/0", conn=first)]
             for index in range(1, self._size):
-                self._writers.append(_Writer(await self._connect(), f"{owner}/{index}"))
+                self._writers.append(
+                    _Writer(f"{owner}/{index}", conn=await self._connect())
+                )
             self._listener = await self._connect()
             await self._listener.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
@@ -321,31 +328,7 @@ class PostgresJobStore:
         """Insert new jobs and their first records, all in one transaction."""
         owner = self.owner if hold else None
         async with self._writer() as writer:
-            leases: list[Lease] = []
-            rows: list[dict[str, Any]] = []
-            values = []
-            for job, entries in jobs:
-                chained, lease = _chain(
-                    writer, entries, Lease(job.key, 1, 0, GENESIS), rows
-                )
-                rows.extend(chained)
-                leases.append(lease)
-                values.append(
-                    (
-                        job.key,
-                        job.service,
-                        job.lifecycle,
-                        job.job_id,
-                        job.phase.value,
-                        job.done,
-                        job.due,
-                        owner,
-                        lease.jseq,
-                        lease.jhead,
-                        _json(job.to_json()),
-                        now,
-                    )
-                )
+            leases, rows, values = writer.first(jobs, owner=owner, now=now)
             try:
                 async with writer.conn.transaction(), writer.conn.cursor() as cur:
                     await cur.executemany(
@@ -361,7 +344,7 @@ class PostgresJobStore:
             except psycopg.Error as exc:
                 msg = f"job store {self.url}: {_first_line(exc)}"
                 raise StoreError(msg) from exc
-            _advance(writer, rows)
+            writer.advance(rows)
         return leases
 
     async def commit(
@@ -375,7 +358,7 @@ class PostgresJobStore:
     ) -> Lease | None:
         """Write a step, fenced by ``lease`` (see ``JobStore.commit``)."""
         async with self._writer() as writer:
-            rows, moved = _chain(writer, entries, lease)
+            rows, moved = writer.chain(entries, lease)
             notify = not hold and not job.done and job.due <= now
             params = (
                 job.job_id,
@@ -385,7 +368,7 @@ class PostgresJobStore:
                 self.owner if hold else None,
                 moved.jseq,
                 moved.jhead,
-                _json(job.to_json()),
+                snapshot_json(job),
                 now,
                 lease.key,
                 lease.token,
@@ -408,7 +391,7 @@ class PostgresJobStore:
             except psycopg.Error as exc:
                 msg = f"job store {self.url}: {_first_line(exc)}"
                 raise StoreError(msg) from exc
-            _advance(writer, rows)
+            writer.advance(rows)
         return moved
 
     # -- reading and claiming ------------------------------------------------------------
@@ -483,37 +466,6 @@ class _Fenced(Exception):  # noqa: N818 - a control-flow signal, never raised to
     """The job was claimed by another driver: roll the commit back."""
 
 
-def _chain(
-    writer: _Writer,
-    entries: Sequence[AuditEntry],
-    lease: Lease,
-    before: Sequence[dict[str, Any]] = (),
-) -> tuple[list[dict[str, Any]], Lease]:
-    """Chain ``entries`` after ``writer``'s (and ``before``'s) and the job's last records."""
-    rows = []
-    if before:
-        wseq, wprev = before[-1]["wseq"], before[-1]["hash"]
-    else:
-        wseq, wprev = writer.wseq, writer.wprev
-    jseq, jhead = lease.jseq, lease.jhead
-    for entry in entries:
-        own = entry.kind != "spec"
-        record = build_chained_record(
-            entry,
-            writer=writer.name,
-            wseq=wseq + 1,
-            wprev=wprev,
-            job=lease.key if own else None,
-            jseq=jseq + 1 if own else None,
-            jprev=jhead if own else None,
-        )
-        rows.append(record)
-        wseq, wprev = wseq + 1, record["hash"]
-        if own:
-            jseq, jhead = jseq + 1, record["hash"]
-    return rows, Lease(lease.key, lease.token, jseq, jhead)
-
-
 async def _insert(conn: Any, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -522,20 +474,17 @@ async def _insert(conn: Any, rows: list[dict[str, Any]]) -> None:
             f"INSERT INTO {SCHEMA}.audit (writer, wseq, job, jseq, record, hash) "
             "VALUES (%s, %s, %s, %s, %s, %s)",
             [
-                (r["writer"], r["wseq"], r["job"], r["jseq"], _json(r), r["hash"])
+                (
+                    r["writer"],
+                    r["wseq"],
+                    r["job"],
+                    r["jseq"],
+                    compact_json(r),
+                    r["hash"],
+                )
                 for r in rows
             ],
         )
-
-
-def _advance(writer: _Writer, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        writer.wseq = rows[-1]["wseq"]
-        writer.wprev = rows[-1]["hash"]
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _first_line(exc: BaseException) -> str:

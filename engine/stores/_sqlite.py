@@ -23,8 +23,15 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from engine._core.state import JobState, Phase
-from engine.audit import GENESIS, AuditEntry, build_chained_record
-from engine.stores._base import Lease, StoreError, owner_gone
+from engine.audit import GENESIS, AuditEntry
+from engine.stores._base import (
+    AuditChain,
+    Lease,
+    StoreError,
+    compact_json,
+    owner_gone,
+    snapshot_json,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -108,8 +115,7 @@ class SqliteJobStore:
             1, thread_name_prefix="statepoll-sqlite"
         )
         #: This writer's audit chain (advanced only after a commit).
-        self._wseq = 0
-        self._wprev = GENESIS
+        self._audit = AuditChain(self.owner)
         self._version = 0
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -121,6 +127,7 @@ class SqliteJobStore:
     async def open(self, owner: str, *, lease: float, now: float) -> None:
         """Open (or create) the file, migrate its schema, and register ``owner``."""
         self.owner = owner
+        self._audit = AuditChain(owner)
         self._lease = lease
         await self._call(self._open_sync, now)
 
@@ -171,7 +178,7 @@ class SqliteJobStore:
                 (self.owner,),
             ).fetchone()
             if last is not None:
-                self._wseq, self._wprev = int(last[0]), str(last[1])
+                self._audit.wseq, self._audit.wprev = int(last[0]), str(last[1])
         self._version = db.execute("PRAGMA data_version").fetchone()[0]
 
     def _migrate(self, db: sqlite3.Connection) -> None:
@@ -277,30 +284,9 @@ class SqliteJobStore:
         now: float,
     ) -> list[Lease]:
         db = self._conn()
-        owner = self.owner if hold else None
-        leases: list[Lease] = []
-        rows: list[dict[str, Any]] = []
-        values = []
-        for job, entries in jobs:
-            chained, lease = self._chain(entries, Lease(job.key, 1, 0, GENESIS), rows)
-            rows.extend(chained)
-            leases.append(lease)
-            values.append(
-                (
-                    job.key,
-                    job.service,
-                    job.lifecycle,
-                    job.job_id,
-                    job.phase.value,
-                    int(job.done),
-                    job.due,
-                    owner,
-                    lease.jseq,
-                    lease.jhead,
-                    _json(job.to_json()),
-                    now,
-                )
-            )
+        leases, rows, values = self._audit.first(
+            jobs, owner=self.owner if hold else None, now=now
+        )
         with self._transaction(db):
             db.executemany(
                 "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
@@ -309,7 +295,7 @@ class SqliteJobStore:
                 values,
             )
             self._insert(db, rows)
-        self._advance(rows)
+        self._audit.advance(rows)
         return leases
 
     async def commit(
@@ -351,7 +337,7 @@ class SqliteJobStore:
     ) -> Lease:
         db = self._conn()
         with self._transaction(db):
-            rows, moved = self._chain(entries, lease)
+            rows, moved = self._audit.chain(entries, lease)
             changed = db.execute(
                 "UPDATE jobs SET job_id = ?, phase = ?, done = ?, due = ?, owner = ?, "
                 "audit_seq = ?, audit_head = ?, snapshot = ?, updated = ? "
@@ -364,7 +350,7 @@ class SqliteJobStore:
                     self.owner if hold else None,
                     moved.jseq,
                     moved.jhead,
-                    _json(job.to_json()),
+                    snapshot_json(job),
                     now,
                     lease.key,
                     lease.token,
@@ -373,53 +359,25 @@ class SqliteJobStore:
             if not changed:
                 raise _Fenced
             self._insert(db, rows)
-        self._advance(rows)
+        self._audit.advance(rows)
         return moved
-
-    def _chain(
-        self,
-        entries: Sequence[AuditEntry],
-        lease: Lease,
-        before: Sequence[dict[str, Any]] = (),
-    ) -> tuple[list[dict[str, Any]], Lease]:
-        """Chain ``entries`` after this writer's (and ``before``'s) and the job's last records."""
-        rows = []
-        if before:
-            wseq, wprev = before[-1]["wseq"], before[-1]["hash"]
-        else:
-            wseq, wprev = self._wseq, self._wprev
-        jseq, jhead = lease.jseq, lease.jhead
-        for entry in entries:
-            own = entry.kind != "spec"
-            record = build_chained_record(
-                entry,
-                writer=self.owner,
-                wseq=wseq + 1,
-                wprev=wprev,
-                job=lease.key if own else None,
-                jseq=jseq + 1 if own else None,
-                jprev=jhead if own else None,
-            )
-            rows.append(record)
-            wseq, wprev = wseq + 1, record["hash"]
-            if own:
-                jseq, jhead = jseq + 1, record["hash"]
-        return rows, Lease(lease.key, lease.token, jseq, jhead)
 
     def _insert(self, db: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
         db.executemany(
             "INSERT INTO audit (writer, wseq, job, jseq, record, hash) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (r["writer"], r["wseq"], r["job"], r["jseq"], _json(r), r["hash"])
+                (
+                    r["writer"],
+                    r["wseq"],
+                    r["job"],
+                    r["jseq"],
+                    compact_json(r),
+                    r["hash"],
+                )
                 for r in rows
             ],
         )
-
-    def _advance(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self._wseq = rows[-1]["wseq"]
-            self._wprev = rows[-1]["hash"]
 
     # -- reading and claiming ------------------------------------------------------------
 
@@ -528,10 +486,6 @@ class _Fenced(Exception):  # noqa: N818 - a control-flow signal, never raised to
     """The job was claimed by another driver: roll the commit back."""
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _is_sqlite(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(16) == b"SQLite format 3\x00"
@@ -571,7 +525,7 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
                 job.job_id,
                 job.due,
                 GENESIS,
-                _json(job.to_json()),
+                snapshot_json(job),
                 time.time(),
             ),
         )
