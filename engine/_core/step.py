@@ -328,16 +328,24 @@ def poll_url(b: Binding, job: JobState) -> str:
 
     Drivers may keep it while ``job.poll_link`` is unchanged: it is built from
     the job's id, inputs and submit links, which do not change otherwise.
+
+    Raises:
+        RemoteError: (protocol, not retryable) the path cannot be built: the
+            service's id is refused by a ``{+name}`` in it, say.
     """
-    return build_url(
-        b.base_url,
-        b.lifecycle.poll.request,
-        inputs=job.inputs,
-        job_id=job.job_id,
-        query_inputs=b.query_inputs,
-        links=job.links,
-        link=job.poll_link,
-    )
+    try:
+        return build_url(
+            b.base_url,
+            b.lifecycle.poll.request,
+            inputs=job.inputs,
+            job_id=job.job_id,
+            query_inputs=b.query_inputs,
+            links=job.links,
+            link=job.poll_link,
+        )
+    except InputError as exc:
+        msg = f"{b.name} job {job.job_id}: {exc}"
+        raise RemoteError(msg, kind="protocol", retryable=False) from None
 
 
 def request_for(b: Binding, job: JobState) -> Outgoing:
