@@ -230,6 +230,12 @@ class JobState:
     #: The final poll body and the fetched result (kept until handed over).
     response: Any = None
     result: Any = None
+    #: Values read from responses (the spec's ``values``) that later requests
+    #: use, by name; like inputs, only those are kept.
+    values: Mapping[str, Any] | None = None
+    #: While listing items whose request body sends ``{cursor}``: the cursor
+    #: of the page to ask for next (its URL is ``page``).
+    page_cursor: str | None = None
 
     @property
     def done(self) -> bool:
@@ -261,6 +267,8 @@ class JobState:
         data["error"] = dict(self.error) if self.error is not None else None
         data["response"] = self.response
         data["result"] = self.result
+        data["values"] = dict(self.values) if self.values is not None else None
+        data["page_cursor"] = self.page_cursor
         return data
 
     @classmethod
@@ -283,6 +291,9 @@ class JobState:
                 error=data.get("error"),
                 response=data.get("response"),
                 result=data.get("result"),
+                # Snapshots written before these fields existed have none.
+                values=data.get("values"),
+                page_cursor=data.get("page_cursor"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             # ValueError: a phase or an end the core does not know.

@@ -33,7 +33,10 @@ from engine._core.wire import (
     encode_body,
     error_fields,
     locate,
+    next_cursor,
     next_page,
+    read_values,
+    render_body,
     status_error,
     submit_links,
 )
@@ -48,6 +51,7 @@ __all__ = [
     "forget",
     "new_submission",
     "on_reply",
+    "poll_request",
     "poll_url",
     "request_cancel",
     "request_for",
@@ -192,7 +196,15 @@ def submit_request(b: Binding, job: JobState, values: Mapping[str, Any]) -> Outg
         query_inputs=b.query_inputs,
         links=None,
     )
-    json_body, data, files = encode_body(b.lifecycle, submit.body, values)
+    if submit.request.body is not None:
+        # The spec's template replaces the body built from inputs.
+        known = dict(values)
+        if job.client_ref is not None:
+            known["client_ref"] = job.client_ref
+        json_body, data = render_body(submit.request.body, known)
+        files = None
+    else:
+        json_body, data, files = encode_body(b.lifecycle, submit.body, values)
     return Outgoing(
         request=submit.request,
         url=url,
@@ -316,6 +328,7 @@ def request_cancel(b: Binding, job: JobState, *, now: float) -> JobState | None:
     new = job.copy()
     new.phase = Phase.CANCEL
     new.page = None
+    new.page_cursor = None
     new.due = now
     return new
 
@@ -337,7 +350,7 @@ def poll_url(b: Binding, job: JobState) -> str:
         return build_url(
             b.base_url,
             b.lifecycle.poll.request,
-            inputs=job.inputs,
+            inputs=_known(job),
             job_id=job.job_id,
             query_inputs=b.query_inputs,
             links=job.links,
@@ -348,8 +361,17 @@ def poll_url(b: Binding, job: JobState) -> str:
         raise RemoteError(msg, kind="protocol", retryable=False) from None
 
 
+def poll_request(b: Binding, job: JobState, url: str) -> Outgoing:
+    """Return the job's next poll, sent to ``url`` (:func:`poll_url`, which drivers may keep).
+
+    Raises:
+        RemoteError: (protocol) the body cannot be built.
+    """
+    return _outgoing(b, job, b.lifecycle.poll.request, url)
+
+
 def request_for(b: Binding, job: JobState) -> Outgoing:
-    """Return the job's next request (for phases poll, items, result and cancel).
+    """Return the job's next request (for phases poll, items, result, cancel and lookup).
 
     Raises:
         RemoteError: (protocol) the request cannot be built.
@@ -357,19 +379,49 @@ def request_for(b: Binding, job: JobState) -> Outgoing:
     lifecycle = b.lifecycle
     phase = job.phase
     if phase is Phase.POLL:
-        return Outgoing(request=lifecycle.poll.request, url=poll_url(b, job))
+        return poll_request(b, job, poll_url(b, job))
     if phase is Phase.ITEMS and lifecycle.items is not None and job.page:
-        return Outgoing(request=lifecycle.items.request, url=job.page)
+        cursor = {"cursor": job.page_cursor} if job.page_cursor is not None else None
+        return _outgoing(b, job, lifecycle.items.request, job.page, extra=cursor)
     if phase is Phase.RESULT and lifecycle.result is not None and job.result_link:
-        return Outgoing(request=lifecycle.result.request, url=job.result_link)
+        return _outgoing(b, job, lifecycle.result.request, job.result_link)
     if phase is Phase.CANCEL and lifecycle.cancel is not None:
         request = lifecycle.cancel.request
-        return Outgoing(request=request, url=_url(b, job, request))
+        return _outgoing(b, job, request, _url(b, job, request))
     if phase is Phase.LOOKUP and lifecycle.lookup is not None:
         request = lifecycle.lookup.request
-        return Outgoing(request=request, url=_url(b, job, request))
+        return _outgoing(b, job, request, _url(b, job, request))
     msg = f"{b.name} job {job.job_id}: nothing to send in phase {phase.value}"
     raise RemoteError(msg, kind="protocol", retryable=False)
+
+
+def _known(job: JobState) -> Mapping[str, Any]:
+    """Return the job's inputs and the values it read from responses, for templates."""
+    if not job.values:
+        return job.inputs
+    return {**job.inputs, **job.values}
+
+
+def _outgoing(
+    b: Binding,
+    job: JobState,
+    request: Request,
+    url: str,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> Outgoing:
+    """Return ``request`` to ``url``, with its body (when it has one) filled for ``job``."""
+    if request.body is None:
+        return Outgoing(request=request, url=url)
+    known = {**_known(job), "job_id": job.job_id, **(extra or {})}
+    if job.client_ref is not None:
+        known["client_ref"] = job.client_ref
+    try:
+        json_body, data = render_body(request.body, known)
+    except InputError as exc:
+        msg = f"{b.name} job {job.job_id}: {exc}"
+        raise RemoteError(msg, kind="protocol", retryable=False) from None
+    return Outgoing(request=request, url=url, json_body=json_body, data=data)
 
 
 def _url(
@@ -384,7 +436,7 @@ def _url(
         return build_url(
             b.base_url,
             request,
-            inputs=job.inputs,
+            inputs=_known(job),
             job_id=job.job_id,
             query_inputs=b.query_inputs,
             links=job.links,
@@ -506,6 +558,8 @@ class _Stepper:
             return
         job.job_id = job_id
         job.links = submit_links(b.lifecycle, got)
+        if b.values_from["submit"]:
+            job.values = read_values(b.values_from["submit"], got, job.values)
         job.failures = 0
         job.phase = Phase.POLL
         self.records.append(
@@ -572,19 +626,25 @@ class _Stepper:
         job.failures = 0
         job.pages += 1
         job.listed += len(entries)
-        following = next_page(
-            items.paging,
-            body,
-            url=got.url,
-            base_url=b.base_url,
-            listed=job.listed,
-            count=len(entries),
-        )
+        if b.body_cursor:
+            # The cursor goes in the body: the next page is asked at the same URL.
+            job.page_cursor = next_cursor(items.paging, body)
+            following = job.page if job.page_cursor is not None else None
+        else:
+            following = next_page(
+                items.paging,
+                body,
+                url=got.url,
+                base_url=b.base_url,
+                listed=job.listed,
+                count=len(entries),
+            )
         if following is not None and job.pages < items.paging.max_pages:
             job.page = following
             job.due = self.now
             return
         job.page = None
+        job.page_cursor = None
         if job.state in b.terminal:
             self.finish_terminal()
         else:
@@ -783,6 +843,10 @@ class _Stepper:
     def apply(self, reply: Reply, body: Any, *, trigger: str) -> None:
         """Read the state ``reply`` shows, move the job, and decide what comes next."""
         lifecycle = self.b.lifecycle
+        if self.b.values_from["last"]:
+            self.job.values = read_values(
+                self.b.values_from["last"], reply, self.job.values
+            )
         seen = observe(
             lifecycle.poll.observe,
             reply.status,
@@ -861,6 +925,7 @@ class _Stepper:
                 extra[spec_filter.param] = str(value)
         job.phase = Phase.ITEMS
         job.page = _url(b, job, items.request, reply=reply, extra=extra)
+        job.page_cursor = None
         job.pages = 0
         job.listed = 0
         job.due = self.now
@@ -870,6 +935,8 @@ class _Stepper:
         b, job = self.b, self.job
         job.response = body
         job.status = reply.status
+        if b.values_from["final"]:
+            job.values = read_values(b.values_from["final"], reply, job.values)
         result = b.lifecycle.result
         outcome = b.lifecycle.state(job.state).outcome
         if result is not None and outcome in result.on:

@@ -23,6 +23,7 @@ from statemachines.errors import IllegalTransitionError
 PUBLIC = [
     "Auth",
     "Backoff",
+    "Body",
     "Cancel",
     "ClientRef",
     "Condition",
@@ -58,6 +59,8 @@ PUBLIC = [
     "TemplateError",
     "Transition",
     "UnknownSpecError",
+    "Value",
+    "body_strings",
     "build_machine",
     "builtin_names",
     "builtin_path",
@@ -68,6 +71,7 @@ PUBLIC = [
     "resolve_pointer",
     "specs_dir",
     "split_pointer",
+    "whole_variable",
 ]
 
 
