@@ -14,6 +14,7 @@ from .spec import (
     Cancel,
     ClientRef,
     Condition,
+    Conditional,
     Errors,
     Filter,
     Input,
@@ -186,6 +187,7 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
                 for i, r in enumerate(raw["poll"]["observe"])
             ),
             location=f"{at}/poll",
+            conditional=_conditional(raw["poll"], f"{at}/poll/conditional"),
         ),
         schedule=_schedule(raw.get("schedule", {}), f"{at}/schedule", origins),
         result=_result(raw["result"], f"{at}/result") if "result" in raw else None,
@@ -233,6 +235,19 @@ def _body(raw: Doc, at: str) -> Body:
     if "json" in raw:
         return Body(kind="json", template=freeze(raw["json"]), location=f"{at}/json")
     return Body(kind="form", template=freeze(raw["form"]), location=f"{at}/form")
+
+
+def _conditional(raw: Doc, at: str) -> Conditional | None:
+    given = raw.get("conditional", False)
+    if given is False:
+        return None
+    if given is True:
+        return Conditional(location=at)
+    return Conditional(
+        etag=given.get("etag", True),
+        last_modified=given.get("last_modified", True),
+        location=at,
+    )
 
 
 def _values(raw: Doc, at: str) -> tuple[Value, ...]:

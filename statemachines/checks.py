@@ -550,6 +550,18 @@ def _values_sound(lifecycle: Lifecycle) -> Found:
             )
 
 
+def _conditional_sound(lifecycle: Lifecycle) -> Found:
+    conditional = lifecycle.poll.conditional
+    if conditional is not None and not (conditional.etag or conditional.last_modified):
+        yield (
+            conditional.location,
+            (
+                "conditional polling with neither etag nor last_modified sends no "
+                "validator; enable one, or remove 'conditional'"
+            ),
+        )
+
+
 def _values_used(lifecycle: Lifecycle) -> Found:
     """Warn about values no request's template uses (they are never read)."""
     if not lifecycle.values:
@@ -569,6 +581,24 @@ def _values_used(lifecycle: Lifecycle) -> Found:
             )
 
 
+def _endless_not_modified(lifecycle: Lifecycle) -> Found:
+    """Warn when only attempts bound a conditional poll: 304 answers use none."""
+    schedule = lifecycle.schedule
+    if lifecycle.poll.conditional is None or schedule.deadline is not None:
+        return
+    bounded = schedule.max_attempts is not None or any(
+        o.max_attempts is not None for o in schedule.per_state
+    )
+    if bounded:
+        yield (
+            lifecycle.poll.conditional.location,
+            (
+                "a '304 Not Modified' uses no attempt, so max_attempts cannot end a "
+                "job whose service never changes its answer; set schedule.deadline"
+            ),
+        )
+
+
 _CHECKS: tuple[Callable[[Lifecycle], Found], ...] = (
     _client_ref_sound,
     _one_initial,
@@ -582,8 +612,10 @@ _CHECKS: tuple[Callable[[Lifecycle], Found], ...] = (
     _cancel_path_legal,
     _bodies_sound,
     _values_sound,
+    _conditional_sound,
 )
 _WARNINGS: tuple[Callable[[Lifecycle], Found], ...] = (
     _produced,
     _values_used,
+    _endless_not_modified,
 )

@@ -24,6 +24,7 @@ __all__ = [
     "Cancel",
     "ClientRef",
     "Condition",
+    "Conditional",
     "Errors",
     "Filter",
     "Input",
@@ -326,12 +327,27 @@ class Lookup:
 
 
 @attrs.frozen(kw_only=True)
+class Conditional:
+    """Conditional polling: which validators of the last answer are sent back.
+
+    ``etag`` sends its ``ETag`` as ``If-None-Match``, ``last_modified`` its
+    ``Last-Modified`` as ``If-Modified-Since``; a ``304 Not Modified`` then
+    means "unchanged".
+    """
+
+    etag: bool = True
+    last_modified: bool = True
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
 class Poll:
     """How a job's state is read."""
 
     request: Request
     observe: tuple[ObserveRule, ...]
     location: str = _loc()
+    conditional: Conditional | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -41,7 +41,7 @@ from engine._core.wire import (
     submit_links,
 )
 from engine._errors import CancelError, InputError, RemoteError
-from statemachines import MISSING, Request, resolve_pointer
+from statemachines import MISSING, Conditional, Request, resolve_pointer
 
 __all__ = [
     "Outgoing",
@@ -57,6 +57,7 @@ __all__ = [
     "request_for",
     "resume",
     "submit_request",
+    "validators",
 ]
 
 _NO_HEADERS: Mapping[str, str] = {}
@@ -364,10 +365,15 @@ def poll_url(b: Binding, job: JobState) -> str:
 def poll_request(b: Binding, job: JobState, url: str) -> Outgoing:
     """Return the job's next poll, sent to ``url`` (:func:`poll_url`, which drivers may keep).
 
+    A conditional poll sends the last answer's validators back.
+
     Raises:
         RemoteError: (protocol) the body cannot be built.
     """
-    return _outgoing(b, job, b.lifecycle.poll.request, url)
+    out = _outgoing(b, job, b.lifecycle.poll.request, url)
+    if job.validators:
+        return attrs.evolve(out, headers=tuple(job.validators.items()))
+    return out
 
 
 def request_for(b: Binding, job: JobState) -> Outgoing:
@@ -477,6 +483,28 @@ def on_reply(
     return stepper.step()
 
 
+_NOT_MODIFIED: Final = 304
+
+
+def validators(
+    conditional: Conditional, headers: Mapping[str, str]
+) -> dict[str, str] | None:
+    """Return the headers a conditional poll sends back, from an answer's ``headers``.
+
+    ``ETag`` goes back as ``If-None-Match`` and ``Last-Modified`` as
+    ``If-Modified-Since``, each when the spec's ``conditional`` asks for it;
+    ``None`` when the answer has neither.
+    """
+    found: dict[str, str] = {}
+    etag = headers.get("etag")
+    if conditional.etag and etag:
+        found["If-None-Match"] = etag
+    modified = headers.get("last-modified")
+    if conditional.last_modified and modified:
+        found["If-Modified-Since"] = modified
+    return found or None
+
+
 #: The _Stepper method that reads the reply of each phase's request.
 _READERS: Final = {
     Phase.SUBMIT: "submitted",
@@ -583,12 +611,23 @@ class _Stepper:
             )
 
     def polled(self, got: Reply | RemoteError) -> None:
+        conditional = self.b.lifecycle.poll.conditional
+        if (
+            conditional is not None
+            and isinstance(got, Reply)
+            and got.status == _NOT_MODIFIED
+        ):
+            self.not_modified(got)
+            return
         verdict, body, error = self.verdict(self.b.lifecycle.poll.request, got)
         if error is not None:
             self.failed(verdict, error, got)
             return
         assert isinstance(got, Reply)  # noqa: S101 - errors were handled above
         job = self.job
+        if conditional is not None:
+            # An answer without validators makes the next poll unconditional.
+            job.validators = validators(conditional, got.headers)
         job.polls += 1
         job.polls_in_state += 1
         job.failures = 0
@@ -599,6 +638,25 @@ class _Stepper:
             # Only the link is kept, not the reply: an idle job stays small.
             job.poll_link = locate(later, got, None) or job.poll_link
         self.apply(got, body, trigger="poll")
+
+    def not_modified(self, got: Reply) -> None:
+        """A conditional poll answered '304 Not Modified': no change, no attempt used."""
+        b, job = self.b, self.job
+        conditional = b.lifecycle.poll.conditional
+        assert conditional is not None  # noqa: S101 - only conditional polls get here
+        job.failures = 0
+        job.not_modified += 1
+        # A 304 may carry fresher validators (RFC 9110 15.4.5); keep the old otherwise.
+        job.validators = validators(conditional, got.headers) or job.validators
+        self.records.append(
+            Record(
+                kind="polled",
+                trigger="poll",
+                http_status=got.status,
+                detail={"changed": False, "not_modified": True},
+            )
+        )
+        self.schedule_poll(got.headers)
 
     def paged(self, got: Reply | RemoteError) -> None:
         b, job = self.b, self.job
@@ -897,6 +955,7 @@ class _Stepper:
         schedule = b.lifecycle.schedule
         for state in moved.entered:
             job.polls_in_state = 0
+            job.not_modified = 0
             override = schedule.for_state(state)
             if override is not None and override.deadline is not None:
                 # A state with its own deadline (a provisional state re-checked
@@ -969,6 +1028,7 @@ class _Stepper:
             now=self.now,
             scale=b.scale,
             rng=self.rng,
+            not_modified=job.not_modified,
         )
         if plan.due is None:
             self.time_out(plan.give_up or "gave up")

@@ -343,3 +343,60 @@ class TestValues:
                 "no request's template uses value {v}, so it is never read",
             )
         ]
+
+
+class TestConditional:
+    """Conditional polling sends a validator, and something other than attempts ends it."""
+
+    @pytest.mark.parametrize(
+        "given", [True, {"etag": False}, {"last_modified": False}, {}]
+    )
+    def test_conditional_polling_loads(self, given: Any) -> None:
+        """true, or an object enabling at least one validator, is valid."""
+        poll = _poll()
+        poll["conditional"] = given
+
+        assert _found(_spec(poll=poll, schedule={"deadline": 60})) == []
+
+    def test_conditional_polling_without_any_validator_is_a_problem(self) -> None:
+        """Both validators off: nothing would be sent back."""
+        poll = _poll()
+        poll["conditional"] = {"etag": False, "last_modified": False}
+
+        assert _found(_spec(poll=poll)) == [
+            (
+                f"{JOB}/poll/conditional",
+                (
+                    "conditional polling with neither etag nor last_modified sends "
+                    "no validator; enable one, or remove 'conditional'"
+                ),
+            )
+        ]
+
+    @pytest.mark.parametrize(
+        "schedule",
+        [{"max_attempts": 5}, {"per_state": {"Running": {"max_attempts": 5}}}],
+    )
+    def test_attempts_alone_cannot_end_a_conditional_poll(
+        self, schedule: dict[str, Any]
+    ) -> None:
+        """304s use no attempt: without a deadline the spec is warned."""
+        poll = _poll()
+        poll["conditional"] = True
+
+        assert _warnings(_spec(poll=poll, schedule=schedule)) == [
+            (
+                f"{JOB}/poll/conditional",
+                (
+                    "a '304 Not Modified' uses no attempt, so max_attempts cannot end a "
+                    "job whose service never changes its answer; set schedule.deadline"
+                ),
+            )
+        ]
+
+    def test_an_unbounded_conditional_poll_is_not_warned_about_attempts(self) -> None:
+        """With neither attempts nor a deadline, 304s change nothing about the bound."""
+        poll = _poll()
+        poll["conditional"] = True
+
+        assert _warnings(_spec(poll=poll)) == []

@@ -27,6 +27,7 @@ PUBLIC = [
     "Cancel",
     "ClientRef",
     "Condition",
+    "Conditional",
     "Errors",
     "Filter",
     "Input",
