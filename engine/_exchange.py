@@ -92,7 +92,9 @@ async def exchange(
             timeout=left,
         )
         location = reply.headers.get("location")
-        if not (request.follow_redirects and 300 <= reply.status < 400 and location):
+        # 304 Not Modified is in the 3xx range but is no redirect: an answer.
+        redirect = 300 <= reply.status < 400 and reply.status != 304
+        if not (request.follow_redirects and redirect and location):
             return reply
         url = urljoin(reply.url, location)
         if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):

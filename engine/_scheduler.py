@@ -526,9 +526,7 @@ class Scheduler:
             if live.poll_url is None or live.poll_link != job.poll_link:
                 live.poll_url = core.poll_url(live.b, job)
                 live.poll_link = job.poll_link
-            return core.Outgoing(
-                request=live.b.lifecycle.poll.request, url=live.poll_url
-            )
+            return core.poll_request(live.b, job, live.poll_url)
         return core.request_for(live.b, job)
 
     async def send(

@@ -27,9 +27,11 @@ from .schema import specs_dir
 from .spec import (
     Auth,
     Backoff,
+    Body,
     Cancel,
     ClientRef,
     Condition,
+    Conditional,
     Errors,
     Filter,
     Input,
@@ -54,15 +56,18 @@ from .spec import (
     StateSchedule,
     Submit,
     Transition,
+    Value,
 )
-from .template import Template
+from .template import Template, body_strings, whole_variable
 
 __all__ = [
     "Auth",
     "Backoff",
+    "Body",
     "Cancel",
     "ClientRef",
     "Condition",
+    "Conditional",
     "Errors",
     "Filter",
     "Input",
@@ -95,6 +100,8 @@ __all__ = [
     "TemplateError",
     "Transition",
     "UnknownSpecError",
+    "Value",
+    "body_strings",
     "build_machine",
     "builtin_names",
     "builtin_path",
@@ -105,4 +112,5 @@ __all__ = [
     "resolve_pointer",
     "specs_dir",
     "split_pointer",
+    "whole_variable",
 ]

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._document import freeze
 from .pointer import join_pointer
 from .spec import (
     Auth,
     Backoff,
+    Body,
     Cancel,
     ClientRef,
     Condition,
+    Conditional,
     Errors,
     Filter,
     Input,
@@ -36,6 +39,7 @@ from .spec import (
     StateSchedule,
     Submit,
     Transition,
+    Value,
 )
 
 Doc = Mapping[str, Any]
@@ -183,6 +187,7 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
                 for i, r in enumerate(raw["poll"]["observe"])
             ),
             location=f"{at}/poll",
+            conditional=_conditional(raw["poll"], f"{at}/poll/conditional"),
         ),
         schedule=_schedule(raw.get("schedule", {}), f"{at}/schedule", origins),
         result=_result(raw["result"], f"{at}/result") if "result" in raw else None,
@@ -192,6 +197,7 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
         items=_items(raw["items"], f"{at}/items") if "items" in raw else None,
         item_only=raw.get("item_only", False),
         location=at,
+        values=_values(raw.get("values", {}), f"{at}/values"),
     )
 
 
@@ -221,6 +227,41 @@ def _request(raw: Doc, at: str) -> Request:
         follow_redirects=raw.get("follow_redirects", False),
         expect_status=tuple(raw.get("expect_status", ())),
         location=at,
+        body=_body(raw["body"], f"{at}/body") if "body" in raw else None,
+    )
+
+
+def _body(raw: Doc, at: str) -> Body:
+    if "json" in raw:
+        return Body(kind="json", template=freeze(raw["json"]), location=f"{at}/json")
+    return Body(kind="form", template=freeze(raw["form"]), location=f"{at}/form")
+
+
+def _conditional(raw: Doc, at: str) -> Conditional | None:
+    given = raw.get("conditional", False)
+    if given is False:
+        return None
+    if given is True:
+        return Conditional(location=at)
+    return Conditional(
+        etag=given.get("etag", True),
+        last_modified=given.get("last_modified", True),
+        location=at,
+    )
+
+
+def _values(raw: Doc, at: str) -> tuple[Value, ...]:
+    return tuple(
+        Value(
+            name=name,
+            pointer=v.get("pointer"),
+            header=v.get("header"),
+            pattern=v.get("pattern"),
+            response=v.get("response", "last"),
+            description=v.get("description", ""),
+            location=f"{at}/{name}",
+        )
+        for name, v in raw.items()
     )
 
 

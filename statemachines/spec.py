@@ -20,9 +20,11 @@ from .errors import Problem
 __all__ = [
     "Auth",
     "Backoff",
+    "Body",
     "Cancel",
     "ClientRef",
     "Condition",
+    "Conditional",
     "Errors",
     "Filter",
     "Input",
@@ -47,6 +49,7 @@ __all__ = [
     "StateSchedule",
     "Submit",
     "Transition",
+    "Value",
 ]
 
 Scalar = str | int | float | bool | None
@@ -109,6 +112,21 @@ class Locator:
 
 
 @attrs.frozen(kw_only=True)
+class Body:
+    """A request's body: a JSON value or form fields whose strings are templates.
+
+    ``template`` is read-only JSON (a form's is an object of fields). A string
+    that is one expression alone (``"{count}"``) is replaced by its value as
+    it is, keeping its JSON type; any other string is a text template.
+    """
+
+    kind: Literal["json", "form"]
+    # JSON values (objects, arrays) do not hash; equality still compares them.
+    template: Any = attrs.field(hash=False)
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
 class Request:
     """An HTTP request: a path template, a link from a response, or both."""
 
@@ -120,6 +138,7 @@ class Request:
     follow_redirects: bool = False
     expect_status: tuple[int, ...] = ()
     location: str = _loc()
+    body: Body | None = None
 
     def accepts(self, status: int) -> bool:
         """Whether ``status`` counts as success for this request."""
@@ -308,12 +327,27 @@ class Lookup:
 
 
 @attrs.frozen(kw_only=True)
+class Conditional:
+    """Conditional polling: which validators of the last answer are sent back.
+
+    ``etag`` sends its ``ETag`` as ``If-None-Match``, ``last_modified`` its
+    ``Last-Modified`` as ``If-Modified-Since``; a ``304 Not Modified`` then
+    means "unchanged".
+    """
+
+    etag: bool = True
+    last_modified: bool = True
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
 class Poll:
     """How a job's state is read."""
 
     request: Request
     observe: tuple[ObserveRule, ...]
     location: str = _loc()
+    conditional: Conditional | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -377,6 +411,26 @@ class Items:
 
 
 @attrs.frozen(kw_only=True)
+class Value:
+    """A named value read from an earlier response, for later requests' templates.
+
+    ``response`` says which: the ``submit`` response, the ``last`` one the
+    observe rules read (a poll's, or a submit's, lookup's or cancel's that
+    they read), or the ``final`` one (the answer that put the job in a
+    terminal state). Read like a :class:`Locator`: a body pointer or a
+    header, optionally cut by a pattern.
+    """
+
+    name: str
+    pointer: str | None = None
+    header: str | None = None
+    pattern: str | None = None
+    response: Literal["submit", "last", "final"] = "last"
+    description: str = ""
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
 class Lifecycle:
     """One kind of job of a service: its states, moves, and how to drive it."""
 
@@ -396,6 +450,7 @@ class Lifecycle:
     items: Items | None = None
     item_only: bool = False
     location: str = _loc()
+    values: tuple[Value, ...] = ()
 
     def state(self, name: str) -> State:
         """Return the state called ``name``.

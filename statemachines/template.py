@@ -9,24 +9,36 @@ split once at parse time: the engine calls it on every request it builds.
 
 Simple ``{x}`` percent-encodes all but RFC 3986's unreserved characters, so a
 value is one literal path segment (``.`` and ``..`` included, as ``%2E`` and
-``%2E%2E``). Reserved ``{+x}`` keeps ``/`` and the other reserved characters,
-and refuses a value that could leave the spec's host or climb out of its path
-prefix (a dot segment, ``//``, a scheme, a backslash), plain or percent-encoded.
+``%2E%2E``). Reserved ``{+x}`` is for values that are paths
+(``projects/1/locations/x/operations/2``): it keeps ``/`` and the characters
+RFC 3986 allows in a path (``:@!$&'()*+,;=``) and percent-encodes the rest,
+``?``, ``#``, ``[`` and ``]`` included, so that a value can neither start a
+query nor cut the path with a fragment. It refuses a value that could leave
+the spec's host or climb out of its path prefix, plain or percent-encoded
+(``%2e``, ``%2f``, ``%5c``, and those encoded again as ``%252e``…): a dot
+segment, ``//`` (also where the value meets the template's own ``/``), a
+scheme, a backslash. The host cannot change: the engine appends the expanded
+path to the spec's base URL, so ``user@evil.example`` stays in the path.
+
+Request bodies are JSON values whose strings are templates;
+:func:`body_strings` walks one (with an explicit stack: a body built in Python
+may nest deeper than the recursion limit) and :func:`whole_variable` says when
+a string is one expression alone, which keeps its value's JSON type.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
 import attrs
 
 from .errors import TemplateError, shorten
 
-__all__ = ["Template", "Variable"]
+__all__ = ["Template", "Variable", "body_strings", "whole_variable"]
 
 _NAME_CHARS: Final = frozenset(string.ascii_letters + string.digits + "_")
 # RFC 3986 unreserved: what simple expansion leaves as is.
@@ -34,8 +46,11 @@ _UNRESERVED: Final = string.ascii_letters + string.digits + "-._~"
 # RFC 6570 section 2.2: the operators ("+" is the one we keep) and the
 # characters it reserves for future operators.
 _OPERATORS: Final = frozenset("+#./;?&=,!@|")
-# RFC 3986 gen-delims and sub-delims: what reserved expansion leaves as is.
-_RESERVED: Final = ":/?#[]@!$&'()*+,;="
+# RFC 3986 pchar's sub-delims, ":" and "@", and the "/" between segments:
+# what reserved expansion leaves as is in a path. RFC 6570 would also keep
+# "?", "#", "[" and "]", but in a path those start a query, cut it with a
+# fragment, or are not allowed at all.
+_RESERVED: Final = "/:@!$&'()*+,;="
 _HEX: Final = frozenset(string.hexdigits)
 _SCHEME_START: Final = frozenset(string.ascii_letters)
 _SCHEME_CHARS: Final = frozenset(string.ascii_letters + string.digits + "+-.")
@@ -108,6 +123,9 @@ class Template:
                 reserved value could leave the host or the path prefix.
         """
         pieces = [self._head]
+        # (variable, reserved, start, end) of expansions that could make "//" or a dot
+        # segment with the template's own text: reserved ones and empty ones.
+        spans: list[tuple[str, bool, int, int]] = []
         for name, reserved, literal in self._steps:
             try:
                 value = values[name]
@@ -115,20 +133,49 @@ class Template:
                 msg = f"no value for {{{name}}}"
                 raise TemplateError(msg, template=self.source, variable=name) from exc
             if reserved:
-                pieces.append(self._reserved(name, value, encode=encode))
+                text = self._reserved(name, value, encode=encode)
             elif not encode:
-                pieces.append(value)
+                text = value
             elif value in {".", ".."}:
                 # Unreserved, so quote() keeps dots; a lone dot segment would
                 # be resolved away by a server and climb out of the prefix.
-                pieces.append("%2E" * len(value))
+                text = "%2E" * len(value)
             elif value.isascii() and not value.strip(_UNRESERVED):
                 # Ids are usually plain: a C-speed check saves quote()'s ~0.7 µs.
-                pieces.append(value)
+                text = value
             else:
-                pieces.append(quote(value, safe=""))
+                text = quote(value, safe="")
+            if encode and (reserved or not text):
+                start = sum(map(len, pieces))
+                spans.append((name, reserved, start, start + len(text)))
+            pieces.append(text)
             pieces.append(literal)
-        return "".join(pieces)
+        path = "".join(pieces)
+        for name, reserved, start, end in spans:
+            self._in_context(path, Variable(name, reserved=reserved), start, end)
+        return path
+
+    def _in_context(self, path: str, variable: Variable, start: int, end: int) -> None:
+        """Refuse an expansion that makes '//' or a dot segment with its neighbours.
+
+        ``start:end`` is where the expanded value is in ``path``; the window
+        checked runs from the '/' before it to the '/' after it, both included.
+        """
+        left = path.rfind("/", 0, start)
+        right = path.find("/", end)
+        window = _decoded(path[max(left, 0) : len(path) if right < 0 else right + 1])
+        reason = None
+        if "//" in window:
+            reason = "would make an empty path segment ('//')"
+        else:
+            for segment in window.split("/"):
+                if segment in {".", ".."}:
+                    reason = f"would make a {segment!r} path segment"
+                    break
+        if reason is not None:
+            value = path[start:end]
+            msg = f"value {shorten(value, 60)!r} for {variable} in its place {reason}"
+            raise TemplateError(msg, template=self.source, variable=variable.name)
 
     def _reserved(self, name: str, value: str, *, encode: bool) -> str:
         reason = _refusal(value)
@@ -140,9 +187,7 @@ class Template:
 
 def _refusal(value: str) -> str | None:
     """Say why a reserved value could leave the host or the prefix, or None."""
-    # Servers decode %2F, %5C and %2E before they resolve a path, so the
-    # checks look at the value as a server may read it.
-    decoded = value.lower().replace("%2f", "/").replace("%5c", "\\").replace("%2e", ".")
+    decoded = _decoded(value)
     if "\\" in decoded:
         return "holds a backslash, which some servers read as '/'"
     if decoded.startswith("//"):
@@ -160,9 +205,31 @@ def _refusal(value: str) -> str | None:
     return None
 
 
+def _decoded(text: str) -> str:
+    """Return ``text`` as a lenient server may read it: %2F, %5C and %2E decoded.
+
+    Servers decode those before they resolve a path, and a few decode twice,
+    so "%25" is decoded too, three rounds at most (each round can only shorten
+    the text, so this ends).
+    """
+    decoded = text.lower()
+    for _ in range(3):
+        before = decoded
+        decoded = (
+            decoded.replace("%2f", "/")
+            .replace("%5c", "\\")
+            .replace("%2e", ".")
+            .replace("%25", "%")
+        )
+        if decoded == before:
+            break
+    return decoded
+
+
 def _encode_reserved(value: str) -> str:
     # RFC 6570 3.2.3: reserved and unreserved characters and pct-encoded
     # triplets pass; anything else (a lone "%" included) is percent-encoded.
+    # "Reserved" here is what a path may hold (see _RESERVED).
     pieces = value.split("%")
     out = [quote(pieces[0], safe=_RESERVED)]
     for piece in pieces[1:]:
@@ -232,3 +299,37 @@ def _variable(body: str, at: int, text: str) -> Variable:
     if reason is not None:
         raise TemplateError(reason, template=text)
     return Variable(name, reserved=reserved)
+
+
+def whole_variable(text: str) -> Variable | None:
+    """Return the one expression ``text`` is made of (``"{count}"``), else ``None``.
+
+    In a request body such a string is replaced by its value as it is, keeping
+    its JSON type (an integer stays an integer); any other string is a text
+    template. Raises :class:`TemplateError` for a malformed template.
+    """
+    parts = Template.parse(text).parts
+    if len(parts) == 1 and isinstance(parts[0], Variable):
+        return parts[0]
+    return None
+
+
+def body_strings(value: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Yield ``(path, text)`` for every string of a JSON body template, in document order.
+
+    ``path`` holds the keys and indexes that lead to the string (a JSON
+    pointer's tokens). Object keys are not templates and are not yielded.
+    """
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            yield path, node
+        elif isinstance(node, Mapping):
+            items = list(node.items())
+            stack.extend(((*path, key), item) for key, item in reversed(items))
+        elif isinstance(node, (list, tuple)):
+            stack.extend(
+                ((*path, index), item)
+                for index, item in reversed(list(enumerate(node)))
+            )

@@ -25,6 +25,7 @@ from statemachines import (
     LifecycleMachine,
     Request,
     Spec,
+    Value,
     build_machine,
 )
 
@@ -65,6 +66,11 @@ class Binding:
     kept_defaults: dict[str, Any] = attrs.field(init=False, repr=False)
     #: Where the spec can be loaded again: ``builtin:NAME`` or an absolute path.
     spec_source: str = attrs.field(init=False, repr=False)
+    #: The lifecycle's ``values`` a later request uses, by the response they
+    #: are read from (``submit``, ``last``, ``final``): only those are kept.
+    values_from: dict[str, tuple[Value, ...]] = attrs.field(init=False, repr=False)
+    #: Whether the items request sends its cursor in its body (``{cursor}``).
+    body_cursor: bool = attrs.field(init=False, repr=False)
     _headers: dict[tuple[int, bool], tuple[tuple[str, str], ...]] = attrs.field(
         init=False, factory=dict, repr=False
     )
@@ -86,10 +92,23 @@ class Binding:
             self.lifecycle.result,
             self.lifecycle.cancel,
             self.lifecycle.items,
+            self.lifecycle.lookup,
         ):
             if block is not None:
                 later.append(block.request)
         used = {name for request in later for name in template_fields(request)}
+        self.values_from = {
+            response: tuple(
+                v
+                for v in self.lifecycle.values
+                if v.response == response and v.name in used
+            )
+            for response in ("submit", "last", "final")
+        }
+        items = self.lifecycle.items
+        self.body_cursor = items is not None and "cursor" in template_fields(
+            items.request
+        )
         self.kept = frozenset(
             i.name for i in inputs if i.where in ("path", "query") or i.name in used
         )

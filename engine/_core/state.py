@@ -230,6 +230,18 @@ class JobState:
     #: The final poll body and the fetched result (kept until handed over).
     response: Any = None
     result: Any = None
+    #: Values read from responses (the spec's ``values``) that later requests
+    #: use, by name; like inputs, only those are kept.
+    values: Mapping[str, Any] | None = None
+    #: Conditional polling: the headers sending the last poll answer's validators
+    #: back (``If-None-Match``, ``If-Modified-Since``).
+    validators: Mapping[str, str] | None = None
+    #: ``304 Not Modified`` answers since the job entered its state: they grow
+    #: the backoff like polls, but use no attempt.
+    not_modified: int = 0
+    #: While listing items whose request body sends ``{cursor}``: the cursor
+    #: of the page to ask for next (its URL is ``page``).
+    page_cursor: str | None = None
 
     @property
     def done(self) -> bool:
@@ -261,6 +273,12 @@ class JobState:
         data["error"] = dict(self.error) if self.error is not None else None
         data["response"] = self.response
         data["result"] = self.result
+        data["values"] = dict(self.values) if self.values is not None else None
+        data["validators"] = (
+            dict(self.validators) if self.validators is not None else None
+        )
+        data["not_modified"] = self.not_modified
+        data["page_cursor"] = self.page_cursor
         return data
 
     @classmethod
@@ -283,6 +301,11 @@ class JobState:
                 error=data.get("error"),
                 response=data.get("response"),
                 result=data.get("result"),
+                # Snapshots written before these fields existed have none.
+                values=data.get("values"),
+                validators=data.get("validators"),
+                not_modified=int(data.get("not_modified") or 0),
+                page_cursor=data.get("page_cursor"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             # ValueError: a phase or an end the core does not know.

@@ -33,12 +33,15 @@ from engine._core.wire import (
     encode_body,
     error_fields,
     locate,
+    next_cursor,
     next_page,
+    read_values,
+    render_body,
     status_error,
     submit_links,
 )
 from engine._errors import CancelError, InputError, RemoteError
-from statemachines import MISSING, Request, resolve_pointer
+from statemachines import MISSING, Conditional, Request, resolve_pointer
 
 __all__ = [
     "Outgoing",
@@ -48,11 +51,13 @@ __all__ = [
     "forget",
     "new_submission",
     "on_reply",
+    "poll_request",
     "poll_url",
     "request_cancel",
     "request_for",
     "resume",
     "submit_request",
+    "validators",
 ]
 
 _NO_HEADERS: Mapping[str, str] = {}
@@ -192,7 +197,15 @@ def submit_request(b: Binding, job: JobState, values: Mapping[str, Any]) -> Outg
         query_inputs=b.query_inputs,
         links=None,
     )
-    json_body, data, files = encode_body(b.lifecycle, submit.body, values)
+    if submit.request.body is not None:
+        # The spec's template replaces the body built from inputs.
+        known = dict(values)
+        if job.client_ref is not None:
+            known["client_ref"] = job.client_ref
+        json_body, data = render_body(submit.request.body, known)
+        files = None
+    else:
+        json_body, data, files = encode_body(b.lifecycle, submit.body, values)
     return Outgoing(
         request=submit.request,
         url=url,
@@ -316,6 +329,7 @@ def request_cancel(b: Binding, job: JobState, *, now: float) -> JobState | None:
     new = job.copy()
     new.phase = Phase.CANCEL
     new.page = None
+    new.page_cursor = None
     new.due = now
     return new
 
@@ -328,20 +342,42 @@ def poll_url(b: Binding, job: JobState) -> str:
 
     Drivers may keep it while ``job.poll_link`` is unchanged: it is built from
     the job's id, inputs and submit links, which do not change otherwise.
+
+    Raises:
+        RemoteError: (protocol, not retryable) the path cannot be built: the
+            service's id is refused by a ``{+name}`` in it, say.
     """
-    return build_url(
-        b.base_url,
-        b.lifecycle.poll.request,
-        inputs=job.inputs,
-        job_id=job.job_id,
-        query_inputs=b.query_inputs,
-        links=job.links,
-        link=job.poll_link,
-    )
+    try:
+        return build_url(
+            b.base_url,
+            b.lifecycle.poll.request,
+            inputs=_known(job),
+            job_id=job.job_id,
+            query_inputs=b.query_inputs,
+            links=job.links,
+            link=job.poll_link,
+        )
+    except InputError as exc:
+        msg = f"{b.name} job {job.job_id}: {exc}"
+        raise RemoteError(msg, kind="protocol", retryable=False) from None
+
+
+def poll_request(b: Binding, job: JobState, url: str) -> Outgoing:
+    """Return the job's next poll, sent to ``url`` (:func:`poll_url`, which drivers may keep).
+
+    A conditional poll sends the last answer's validators back.
+
+    Raises:
+        RemoteError: (protocol) the body cannot be built.
+    """
+    out = _outgoing(b, job, b.lifecycle.poll.request, url)
+    if job.validators:
+        return attrs.evolve(out, headers=tuple(job.validators.items()))
+    return out
 
 
 def request_for(b: Binding, job: JobState) -> Outgoing:
-    """Return the job's next request (for phases poll, items, result and cancel).
+    """Return the job's next request (for phases poll, items, result, cancel and lookup).
 
     Raises:
         RemoteError: (protocol) the request cannot be built.
@@ -349,19 +385,49 @@ def request_for(b: Binding, job: JobState) -> Outgoing:
     lifecycle = b.lifecycle
     phase = job.phase
     if phase is Phase.POLL:
-        return Outgoing(request=lifecycle.poll.request, url=poll_url(b, job))
+        return poll_request(b, job, poll_url(b, job))
     if phase is Phase.ITEMS and lifecycle.items is not None and job.page:
-        return Outgoing(request=lifecycle.items.request, url=job.page)
+        cursor = {"cursor": job.page_cursor} if job.page_cursor is not None else None
+        return _outgoing(b, job, lifecycle.items.request, job.page, extra=cursor)
     if phase is Phase.RESULT and lifecycle.result is not None and job.result_link:
-        return Outgoing(request=lifecycle.result.request, url=job.result_link)
+        return _outgoing(b, job, lifecycle.result.request, job.result_link)
     if phase is Phase.CANCEL and lifecycle.cancel is not None:
         request = lifecycle.cancel.request
-        return Outgoing(request=request, url=_url(b, job, request))
+        return _outgoing(b, job, request, _url(b, job, request))
     if phase is Phase.LOOKUP and lifecycle.lookup is not None:
         request = lifecycle.lookup.request
-        return Outgoing(request=request, url=_url(b, job, request))
+        return _outgoing(b, job, request, _url(b, job, request))
     msg = f"{b.name} job {job.job_id}: nothing to send in phase {phase.value}"
     raise RemoteError(msg, kind="protocol", retryable=False)
+
+
+def _known(job: JobState) -> Mapping[str, Any]:
+    """Return the job's inputs and the values it read from responses, for templates."""
+    if not job.values:
+        return job.inputs
+    return {**job.inputs, **job.values}
+
+
+def _outgoing(
+    b: Binding,
+    job: JobState,
+    request: Request,
+    url: str,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> Outgoing:
+    """Return ``request`` to ``url``, with its body (when it has one) filled for ``job``."""
+    if request.body is None:
+        return Outgoing(request=request, url=url)
+    known = {**_known(job), "job_id": job.job_id, **(extra or {})}
+    if job.client_ref is not None:
+        known["client_ref"] = job.client_ref
+    try:
+        json_body, data = render_body(request.body, known)
+    except InputError as exc:
+        msg = f"{b.name} job {job.job_id}: {exc}"
+        raise RemoteError(msg, kind="protocol", retryable=False) from None
+    return Outgoing(request=request, url=url, json_body=json_body, data=data)
 
 
 def _url(
@@ -376,7 +442,7 @@ def _url(
         return build_url(
             b.base_url,
             request,
-            inputs=job.inputs,
+            inputs=_known(job),
             job_id=job.job_id,
             query_inputs=b.query_inputs,
             links=job.links,
@@ -415,6 +481,28 @@ def on_reply(
         # a link to nowhere): retrying cannot help.
         stepper.fail(exc, got if isinstance(got, Reply) else None)
     return stepper.step()
+
+
+_NOT_MODIFIED: Final = 304
+
+
+def validators(
+    conditional: Conditional, headers: Mapping[str, str]
+) -> dict[str, str] | None:
+    """Return the headers a conditional poll sends back, from an answer's ``headers``.
+
+    ``ETag`` goes back as ``If-None-Match`` and ``Last-Modified`` as
+    ``If-Modified-Since``, each when the spec's ``conditional`` asks for it;
+    ``None`` when the answer has neither.
+    """
+    found: dict[str, str] = {}
+    etag = headers.get("etag")
+    if conditional.etag and etag:
+        found["If-None-Match"] = etag
+    modified = headers.get("last-modified")
+    if conditional.last_modified and modified:
+        found["If-Modified-Since"] = modified
+    return found or None
 
 
 #: The _Stepper method that reads the reply of each phase's request.
@@ -498,6 +586,8 @@ class _Stepper:
             return
         job.job_id = job_id
         job.links = submit_links(b.lifecycle, got)
+        if b.values_from["submit"]:
+            job.values = read_values(b.values_from["submit"], got, job.values)
         job.failures = 0
         job.phase = Phase.POLL
         self.records.append(
@@ -521,12 +611,23 @@ class _Stepper:
             )
 
     def polled(self, got: Reply | RemoteError) -> None:
+        conditional = self.b.lifecycle.poll.conditional
+        if (
+            conditional is not None
+            and isinstance(got, Reply)
+            and got.status == _NOT_MODIFIED
+        ):
+            self.not_modified(got)
+            return
         verdict, body, error = self.verdict(self.b.lifecycle.poll.request, got)
         if error is not None:
             self.failed(verdict, error, got)
             return
         assert isinstance(got, Reply)  # noqa: S101 - errors were handled above
         job = self.job
+        if conditional is not None:
+            # An answer without validators makes the next poll unconditional.
+            job.validators = validators(conditional, got.headers)
         job.polls += 1
         job.polls_in_state += 1
         job.failures = 0
@@ -537,6 +638,25 @@ class _Stepper:
             # Only the link is kept, not the reply: an idle job stays small.
             job.poll_link = locate(later, got, None) or job.poll_link
         self.apply(got, body, trigger="poll")
+
+    def not_modified(self, got: Reply) -> None:
+        """A conditional poll answered '304 Not Modified': no change, no attempt used."""
+        b, job = self.b, self.job
+        conditional = b.lifecycle.poll.conditional
+        assert conditional is not None  # noqa: S101 - only conditional polls get here
+        job.failures = 0
+        job.not_modified += 1
+        # A 304 may carry fresher validators (RFC 9110 15.4.5); keep the old otherwise.
+        job.validators = validators(conditional, got.headers) or job.validators
+        self.records.append(
+            Record(
+                kind="polled",
+                trigger="poll",
+                http_status=got.status,
+                detail={"changed": False, "not_modified": True},
+            )
+        )
+        self.schedule_poll(got.headers)
 
     def paged(self, got: Reply | RemoteError) -> None:
         b, job = self.b, self.job
@@ -564,19 +684,25 @@ class _Stepper:
         job.failures = 0
         job.pages += 1
         job.listed += len(entries)
-        following = next_page(
-            items.paging,
-            body,
-            url=got.url,
-            base_url=b.base_url,
-            listed=job.listed,
-            count=len(entries),
-        )
+        if b.body_cursor:
+            # The cursor goes in the body: the next page is asked at the same URL.
+            job.page_cursor = next_cursor(items.paging, body)
+            following = job.page if job.page_cursor is not None else None
+        else:
+            following = next_page(
+                items.paging,
+                body,
+                url=got.url,
+                base_url=b.base_url,
+                listed=job.listed,
+                count=len(entries),
+            )
         if following is not None and job.pages < items.paging.max_pages:
             job.page = following
             job.due = self.now
             return
         job.page = None
+        job.page_cursor = None
         if job.state in b.terminal:
             self.finish_terminal()
         else:
@@ -775,6 +901,10 @@ class _Stepper:
     def apply(self, reply: Reply, body: Any, *, trigger: str) -> None:
         """Read the state ``reply`` shows, move the job, and decide what comes next."""
         lifecycle = self.b.lifecycle
+        if self.b.values_from["last"]:
+            self.job.values = read_values(
+                self.b.values_from["last"], reply, self.job.values
+            )
         seen = observe(
             lifecycle.poll.observe,
             reply.status,
@@ -825,6 +955,7 @@ class _Stepper:
         schedule = b.lifecycle.schedule
         for state in moved.entered:
             job.polls_in_state = 0
+            job.not_modified = 0
             override = schedule.for_state(state)
             if override is not None and override.deadline is not None:
                 # A state with its own deadline (a provisional state re-checked
@@ -853,6 +984,7 @@ class _Stepper:
                 extra[spec_filter.param] = str(value)
         job.phase = Phase.ITEMS
         job.page = _url(b, job, items.request, reply=reply, extra=extra)
+        job.page_cursor = None
         job.pages = 0
         job.listed = 0
         job.due = self.now
@@ -862,6 +994,8 @@ class _Stepper:
         b, job = self.b, self.job
         job.response = body
         job.status = reply.status
+        if b.values_from["final"]:
+            job.values = read_values(b.values_from["final"], reply, job.values)
         result = b.lifecycle.result
         outcome = b.lifecycle.state(job.state).outcome
         if result is not None and outcome in result.on:
@@ -894,6 +1028,7 @@ class _Stepper:
             now=self.now,
             scale=b.scale,
             rng=self.rng,
+            not_modified=job.not_modified,
         )
         if plan.due is None:
             self.time_out(plan.give_up or "gave up")

@@ -180,11 +180,14 @@ def next_poll(  # noqa: PLR0917 - the job's counters, spelled out so that caller
     now: float,
     scale: float,
     rng: random.Random,
+    not_modified: int = 0,
 ) -> Plan:
     """Return when the next poll is due after an answer, or why to give up.
 
     Gives up when the spec's ``max_attempts`` (or the state's own) is used
-    up, or the deadline has passed.
+    up, or the deadline has passed. ``not_modified`` counts the conditional
+    polls answered ``304 Not Modified`` in the state: they grow the backoff
+    like polls, but use no attempt.
     """
     schedule = lifecycle.schedule
     override = schedule.for_state(state)
@@ -195,7 +198,7 @@ def next_poll(  # noqa: PLR0917 - the job's counters, spelled out so that caller
         return Plan(None, f"{polls} polls (max_attempts)")
     if deadline is not None and now >= deadline:
         return Plan(None, "deadline reached")
-    delay = poll_delay(lifecycle, state, polls_in_state) * scale
+    delay = poll_delay(lifecycle, state, polls_in_state + not_modified) * scale
     delay = jittered(delay, schedule, rng)
     hint = server_hint(headers, schedule, scale=scale, now=now)
     if hint is not None:

@@ -19,6 +19,7 @@ from engine._core.reply import Reply, where
 from engine._errors import InputError, RemoteError
 from statemachines import (
     MISSING,
+    Body,
     Errors,
     Lifecycle,
     Locator,
@@ -26,7 +27,10 @@ from statemachines import (
     Request,
     Template,
     TemplateError,
+    Value,
+    body_strings,
     resolve_pointer,
+    whole_variable,
 )
 
 __all__ = [
@@ -39,8 +43,11 @@ __all__ = [
     "expand",
     "locate",
     "merge_query",
+    "next_cursor",
     "next_page",
     "query_params",
+    "read_values",
+    "render_body",
     "status_error",
     "submit_links",
     "template_fields",
@@ -55,8 +62,10 @@ _REDACT_MARGIN = 1024
 
 
 def template_fields(request: Request) -> set[str]:
-    """Return the names every template of ``request`` (path and query) uses."""
+    """Return the names every template of ``request`` (path, query and body) uses."""
     texts = [request.path or "", *(value for _, value in request.query)]
+    if request.body is not None:
+        texts.extend(text for _, text in body_strings(request.body.template))
     return {name for text in texts for name in Template.parse(text).variables}
 
 
@@ -301,6 +310,91 @@ def encode_body(
     return None, data, files or None
 
 
+def render_body(
+    body: Body, values: Mapping[str, Any]
+) -> tuple[Any, dict[str, Any] | None]:
+    """Return ``(json, data)``: the request body ``body`` filled from ``values``.
+
+    A string that is one expression alone (``"{count}"``) becomes the value as
+    it is, keeping its JSON type; any other string is filled as text. A
+    member, element or form field whose template names a value ``values``
+    lacks is left out (an optional input, a first page's absent cursor).
+    A form's values are sent as text (booleans as ``true``/``false``), a list
+    as the field repeated.
+
+    Raises:
+        InputError: a reserved expansion refuses a value.
+    """
+    if body.kind == "json":
+        rendered = _render(body.template, values)
+        return (None if rendered is MISSING else rendered), None
+    data: dict[str, Any] = {}
+    for name, template in body.template.items():
+        value = _render(template, values)
+        if value is not MISSING:
+            data[name] = _form_value(value)
+    return None, data
+
+
+def _render(node: Any, values: Mapping[str, Any]) -> Any:
+    """Fill one node of a body template; ``MISSING`` when a value is absent."""
+    # Recursion is bounded: spec documents are checked against a maximum depth.
+    if isinstance(node, str):
+        whole = whole_variable(node)
+        if whole is not None:
+            return values.get(whole.name, MISSING)
+        parsed = Template.parse(node)
+        if any(name not in values for name in parsed.variables):
+            return MISSING
+        try:
+            return parsed.expand(
+                {name: _text(values[name]) for name in parsed.variables},
+                encode=False,
+            )
+        except TemplateError as exc:
+            raise InputError(str(exc)) from None
+    if isinstance(node, Mapping):
+        members = ((key, _render(item, values)) for key, item in node.items())
+        return {key: item for key, item in members if item is not MISSING}
+    if isinstance(node, list):
+        elements = (_render(item, values) for item in node)
+        return [item for item in elements if item is not MISSING]
+    return node
+
+
+def read_values(
+    declared: tuple[Value, ...], reply: Reply, kept: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """Return ``kept`` updated with the ``declared`` values ``reply`` holds.
+
+    A value read from a JSON body keeps its JSON type (a number stays a
+    number); one cut by a pattern, or read from a header, is text. A value
+    the reply lacks keeps what an earlier reply gave.
+    """
+    found = dict(kept or {})
+    for value in declared:
+        if value.header is not None:
+            read: Any = reply.headers.get(value.header.lower(), MISSING)
+        else:
+            try:
+                body = reply.json()
+            except RemoteError:
+                continue
+            read = resolve_pointer(body, value.pointer or "")
+        if read is MISSING or read is None or read == "":
+            continue
+        if value.pattern is not None:
+            match = re.search(value.pattern, str(read))
+            if match is None:
+                continue
+            groups = match.groupdict()
+            read = groups.get("id") or (
+                match.group(1) if match.groups() else match.group(0)
+            )
+        found[value.name] = read
+    return found or None
+
+
 def _form_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -348,6 +442,15 @@ def next_page(
         token = resolve_pointer(body, pointer)
         if isinstance(token, str) and token and paging.cursor_param:
             return merge_query(url, {paging.cursor_param: token})
+    return None
+
+
+def next_cursor(paging: Paging, body: Any) -> str | None:
+    """Return the cursor a page gives for the next one (sent in a request body), or ``None``."""
+    for pointer in paging.next_pointers:
+        token = resolve_pointer(body, pointer)
+        if isinstance(token, str) and token:
+            return token
     return None
 
 

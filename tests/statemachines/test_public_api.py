@@ -23,9 +23,11 @@ from statemachines.errors import IllegalTransitionError
 PUBLIC = [
     "Auth",
     "Backoff",
+    "Body",
     "Cancel",
     "ClientRef",
     "Condition",
+    "Conditional",
     "Errors",
     "Filter",
     "Input",
@@ -58,6 +60,8 @@ PUBLIC = [
     "TemplateError",
     "Transition",
     "UnknownSpecError",
+    "Value",
+    "body_strings",
     "build_machine",
     "builtin_names",
     "builtin_path",
@@ -68,6 +72,7 @@ PUBLIC = [
     "resolve_pointer",
     "specs_dir",
     "split_pointer",
+    "whole_variable",
 ]
 
 

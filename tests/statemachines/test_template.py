@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from statemachines import StatepollError, Template, TemplateError
-from statemachines.template import Variable
+from statemachines.template import Variable, body_strings, whole_variable
 
 
 class TestParse:
@@ -154,7 +154,6 @@ class TestSimpleExpansion:
             (".", "%2E"),
             ("..", "%2E%2E"),
             ("...", "..."),
-            ("", ""),
         ],
     )
     def test_value_is_encoded_into_one_segment(self, value: str, expected: str) -> None:
@@ -206,7 +205,9 @@ class TestReservedExpansion:
         ("value", "expected"),
         [
             ("a/b/c", "a/b/c"),
-            ("@c!$&'()*+,;=:[]", "@c!$&'()*+,;=:[]"),
+            ("@c!$&'()*+,;=:", "@c!$&'()*+,;=:"),
+            ("a?b#c", "a%3Fb%23c"),
+            ("[::1]", "%5B::1%5D"),
             ("x y", "x%20y"),
             ("é/ü", "%C3%A9/%C3%BC"),
             ("caf%C3%A9", "caf%C3%A9"),
@@ -296,3 +297,185 @@ class TestReservedExpansion:
         assert urljoin("http://h.example/", decoded).startswith(
             "http://h.example/prefix/"
         )
+
+
+class TestExpansionInItsPlace:
+    """A value is checked where it lands: with the template's own '/' around it."""
+
+    @pytest.mark.parametrize(
+        ("template", "value", "reason"),
+        [
+            ("/v1/{+name}", "/ops/2", "would make an empty path segment ('//')"),
+            ("/v1/{+name}/status", "ops/2/", "would make an empty path segment ('//')"),
+            ("/v1/{+name}", "ops//2", "would make an empty path segment ('//')"),
+            ("/v1/{+name}", "ops%2F%2F2", "would make an empty path segment ('//')"),
+            ("/v1/..{+name}", "/x", "would make a '..' path segment"),
+            ("/v1/.{+name}/x", "", "would make a '.' path segment"),
+            ("/jobs/{job_id}/result", "", "would make an empty path segment ('//')"),
+            ("/a/.{x}/b", "", "would make a '.' path segment"),
+        ],
+    )
+    def test_a_value_that_makes_a_bad_segment_with_its_neighbours_is_refused(
+        self, template: str, value: str, reason: str
+    ) -> None:
+        """'//' or a dot segment made by a value and the template's text is refused."""
+        parsed = Template.parse(template)
+        name = parsed.variables[0]
+
+        with pytest.raises(TemplateError) as info:
+            parsed.expand({name: value})
+
+        assert info.value.variable == name
+        assert info.value.reason.endswith(f"in its place {reason}")
+
+    @pytest.mark.parametrize(
+        ("template", "value", "expected"),
+        [
+            ("/v1/{+name}", "projects/1/locations/x/operations/2", None),
+            ("/v1{+name}", "/projects/1/operations/2", "/v1/projects/1/operations/2"),
+            ("/v1/{+name}:cancel", "operations/2", "/v1/operations/2:cancel"),
+            ("/v1/{+name}.json", "a/b", "/v1/a/b.json"),
+            ("/a/{+x}", "", "/a/"),
+        ],
+    )
+    def test_a_path_value_goes_in_unencoded(
+        self, template: str, value: str, expected: str | None
+    ) -> None:
+        """A value that is a path keeps its '/' and ':' where its neighbours allow."""
+        parsed = Template.parse(template)
+
+        path = parsed.expand({parsed.variables[0]: value})
+
+        assert path == (expected or template.replace("{+name}", value))
+
+
+class TestHostileReservedValues:
+    """No hostile value makes a reserved expansion leave the host or its prefix."""
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "../admin",
+            "%2e%2e/admin",
+            "%2E%2E/admin",
+            "%2e./admin",
+            ".%2E/admin",
+            "ops/%2e%2e/%2e%2e/admin",
+            "%252e%252e/admin",
+            "ops%2f..%2fadmin",
+            "ops\\..\\admin",
+            "ops%5c..%5cadmin",
+            "ops%5C..",
+            "//evil.example/x",
+            "/%2fevil.example",
+            "http://evil.example/x",
+            "ops/2/./x",
+        ],
+    )
+    def test_a_hostile_value_is_refused(self, value: str) -> None:
+        """Dot segments in any encoding, backslashes, '//' and schemes are refused."""
+        template = Template.parse("/v1/{+name}/status")
+
+        with pytest.raises(TemplateError) as info:
+            template.expand({"name": value})
+
+        assert info.value.variable == "name"
+
+    def test_a_value_encoded_four_times_is_kept_as_sent(self) -> None:
+        """Decoding stops after three rounds: '%2525252e' is no dot to a real server."""
+        template = Template.parse("/v1/{+name}/status")
+
+        path = template.expand({"name": "%2525252e%2525252e/x"})
+
+        assert path == "/v1/%2525252e%2525252e/x/status"
+
+    @pytest.mark.parametrize(
+        "value",
+        ["user@evil.example/x", "@evil.example", "a@b:c@d", "x/a:b@evil.example:443/y"],
+    )
+    def test_an_at_sign_or_a_colon_stays_in_the_path(self, value: str) -> None:
+        """'@' and ':' cannot name another host: the path follows the spec's host."""
+        template = Template.parse("/v1/{+name}")
+
+        url = "https://api.example.test" + template.expand({"name": value})
+
+        parts = urlsplit(url)
+        assert (parts.hostname, parts.port) == ("api.example.test", None)
+        assert parts.path == f"/v1/{value}"
+
+    @pytest.mark.parametrize("value", ["a?admin=1", "a#x", "a?b#c/../d"])
+    def test_a_query_or_fragment_mark_is_encoded_into_the_path(
+        self, value: str
+    ) -> None:
+        """'?' and '#' in a value are encoded: they cannot start a query or cut the path."""
+        template = Template.parse("/v1/{+name}/status")
+
+        try:
+            url = "https://h.example" + template.expand({"name": value})
+        except TemplateError:
+            return  # refused for a dot segment: also safe
+
+        parts = urlsplit(url)
+        assert (parts.query, parts.fragment) == ("", "")
+        assert parts.path.endswith("/status")
+
+    @given(value=st.text(alphabet="./%2eEfFcC5\\:@?#ah"))
+    def test_no_value_makes_a_dot_segment_or_an_empty_one(self, value: str) -> None:
+        """Any value is refused, or leaves no '//' and no dot segment, however decoded."""
+        template = Template.parse("/prefix/{+x}/end")
+
+        try:
+            path = template.expand({"x": value})
+        except TemplateError:
+            return
+
+        # Read as a lenient server would: decoded twice, backslashes as '/'.
+        segments = unquote(unquote(path)).replace("\\", "/").split("/")
+        assert path.startswith("/prefix/")
+        assert path.endswith("/end")
+        assert "" not in segments[1:]
+        assert not {".", ".."} & set(segments)
+
+
+class TestBodyStrings:
+    """A body template's strings are found with their place; a lone expression keeps its type."""
+
+    def test_strings_are_yielded_with_their_keys_in_document_order(self) -> None:
+        """Every string, however nested, comes with the keys and indexes that lead to it."""
+        body = {"a": "{x}", "b": [1, "t-{y}", {"c": "z"}], "d": None, "e": True}
+
+        found = list(body_strings(body))
+
+        assert found == [(("a",), "{x}"), (("b", 1), "t-{y}"), (("b", 2, "c"), "z")]
+
+    def test_a_top_level_string_has_an_empty_path(self) -> None:
+        """A body that is one string is found at the empty path."""
+        assert list(body_strings("{x}")) == [((), "{x}")]
+
+    def test_a_deep_body_is_walked_without_recursion(self) -> None:
+        """A body nested 5,000 levels deep (built in Python) is walked whole."""
+        body: object = "{x}"
+        for _ in range(5000):
+            body = [body]
+
+        found = list(body_strings(body))
+
+        assert len(found) == 1
+        assert len(found[0][0]) == 5000
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("{count}", Variable("count")),
+            ("{+path}", Variable("path", reserved=True)),
+            ("n-{count}", None),
+            ("{a}{b}", None),
+            ("plain", None),
+            ("", None),
+        ],
+    )
+    def test_whole_variable_is_one_expression_alone(
+        self, text: str, expected: Variable | None
+    ) -> None:
+        """Only a string that is exactly one expression keeps its value's type."""
+        assert whole_variable(text) == expected

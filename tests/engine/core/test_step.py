@@ -370,6 +370,20 @@ def test_the_poll_goes_to_the_link_the_last_poll_gave(toy: Binding) -> None:
     assert step.poll_url(toy, linked) == f"{BASE}/ops/7?sig=x&v=1"
 
 
+def test_a_poll_path_the_id_cannot_fill_is_a_protocol_error() -> None:
+    """An id a {+job_id} refuses ('../admin') gets RemoteError(protocol), not InputError."""
+    document = toy_document()
+    lifecycle_of(document)["poll"]["request"]["path"] = "/v1/{+job_id}"
+    b = binding(document)
+
+    with pytest.raises(
+        RemoteError, match=r"toy/job job \.\./admin: .*'\.\.' path segment"
+    ) as info:
+        step.poll_url(b, job(b, job_id="../admin"))
+
+    assert (info.value.kind, info.value.retryable) == ("protocol", False)
+
+
 def test_the_items_request_goes_to_the_page_to_read(batch: Binding) -> None:
     """Listing items reads the page URL the job holds."""
     page = f"{BASE}/batches/j1/docs?p=2"
