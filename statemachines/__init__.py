@@ -22,7 +22,7 @@ from .load import (
     load_spec,
 )
 from .machine import LifecycleMachine, build_machine
-from .pointer import MISSING, resolve_pointer, split_pointer
+from .pointer import MISSING, resolve_all, resolve_pointer, split_pointer
 from .schema import specs_dir
 from .spec import (
     Auth,
@@ -30,7 +30,9 @@ from .spec import (
     Cancel,
     ClientRef,
     Condition,
+    ErrorRule,
     Errors,
+    ErrorSource,
     Filter,
     Input,
     Items,
@@ -54,6 +56,7 @@ from .spec import (
     StateSchedule,
     Submit,
     Transition,
+    WaitHint,
 )
 from .template import Template
 
@@ -63,6 +66,8 @@ __all__ = [
     "Cancel",
     "ClientRef",
     "Condition",
+    "ErrorRule",
+    "ErrorSource",
     "Errors",
     "Filter",
     "Input",
@@ -95,6 +100,7 @@ __all__ = [
     "TemplateError",
     "Transition",
     "UnknownSpecError",
+    "WaitHint",
     "build_machine",
     "builtin_names",
     "builtin_path",
@@ -102,6 +108,7 @@ __all__ = [
     "load_document",
     "load_spec",
     "mermaid",
+    "resolve_all",
     "resolve_pointer",
     "specs_dir",
     "split_pointer",

@@ -29,8 +29,9 @@ from engine._core.state import End, JobState, Phase, Record
 from engine._core.wire import (
     Verdict,
     build_url,
-    classify,
+    classify_reply,
     encode_body,
+    error_code,
     error_fields,
     locate,
     next_page,
@@ -454,7 +455,8 @@ class _Stepper:
         if isinstance(got, RemoteError):
             return ("transient" if got.retryable else "fatal"), None, got
         errors = self.b.lifecycle.errors
-        verdict = classify(got.status, errors, accepted=request.accepts(got.status))
+        accepted = request.accepts(got.status)
+        verdict = classify_reply(got, errors, accepted=accepted)
         if verdict != "observe":
             error = status_error(
                 got, errors, self.b.redactor.text, retryable=verdict == "transient"
@@ -463,6 +465,10 @@ class _Stepper:
         try:
             body = got.json()
         except RemoteError as exc:
+            if not accepted:
+                # Observed only because an error rule says so: an XML or HTML
+                # error page is read by its status and error code, bodiless.
+                return "observe", None, None
             # Malformed or hostile (truncated, a nesting bomb): by the error
             # policy, like any answer that cannot be read.
             return "transient", None, exc
@@ -571,6 +577,8 @@ class _Stepper:
             base_url=b.base_url,
             listed=job.listed,
             count=len(entries),
+            status=got.status,
+            headers=got.headers,
         )
         if following is not None and job.pages < items.paging.max_pages:
             job.page = following
@@ -650,7 +658,7 @@ class _Stepper:
         accepted = cancel.request.accepts(got.status)
         refused = got.status in cancel.refused_status or not accepted
         if refused and got.status not in cancel.refused_status:
-            verdict = classify(got.status, b.lifecycle.errors, accepted=False)
+            verdict = classify_reply(got, b.lifecycle.errors, accepted=False)
             if verdict == "transient":
                 error = status_error(
                     got, b.lifecycle.errors, b.redactor.text, retryable=True
@@ -781,6 +789,7 @@ class _Stepper:
             reply.headers,
             body,
             default_policy=lifecycle.policy.unknown_state,
+            code=error_code(reply, lifecycle.errors),
         )
         self.records.append(
             Record(
