@@ -6,6 +6,8 @@ checks name the field that is wrong and say what to write instead.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from statemachines import SpecError, load_document
 from statemachines.checks import check_spec
 from statemachines.spec import Condition, ErrorSource, Spec, WaitHint
-from tests.statemachines.helpers import job_lifecycle, minimal_spec
+from tests.statemachines.helpers import REPO_ROOT, job_lifecycle, minimal_spec
 
 Change = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -518,3 +520,42 @@ def test_a_paging_stop_cannot_test_an_error_code() -> None:
             "a page's error code is not read: test the page's status or body instead",
         )
     ]
+
+
+# -- the README's examples -------------------------------------------------------------------
+
+
+def _readme_fragments() -> list[dict[str, Any]]:
+    """Return the JSON fragments of the README's "Reading replies" section, parsed."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Reading replies", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL)
+    return [json.loads("{" + block + "}") for block in blocks]
+
+
+def test_the_readme_examples_load_in_a_spec() -> None:
+    """Each example of "Reading replies" is valid where it says it goes, and sound."""
+    observe, errors, retry_after, paging = _readme_fragments()
+    document = minimal_spec()
+    lifecycle = job_lifecycle(document)
+    lifecycle["states"] = {
+        "queued": {"initial": True},
+        "running": {},
+        "done": {"outcome": "success"},
+        "failed": {"outcome": "failure"},
+    }
+    lifecycle["transitions"] = [
+        {"from": "queued", "to": "running"},
+        {"from": ["queued", "running"], "to": ["done", "failed"]},
+    ]
+    lifecycle["poll"]["observe"] = observe["observe"]
+    lifecycle["schedule"] = {"jitter": {"kind": "full", "min": 1}, **retry_after}
+    lifecycle.update(errors)
+    _items(paging["paging"])(document, lifecycle)
+
+    spec = load_document(document)
+
+    job = spec.lifecycle("job")
+    assert [r.verdict for r in job.errors.rules] == ["transient", "observe"]
+    assert job.schedule.retry_after.hints[0].kind == "epoch"
+    assert spec.warnings == ()
