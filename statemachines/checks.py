@@ -479,6 +479,31 @@ def _literal_stars(lifecycle: Lifecycle) -> Found:
             )
 
 
+def _error_codes_observed(lifecycle: Lifecycle) -> Found:
+    """Warn about an observe rule testing an error code no error reply reaches."""
+    errors = lifecycle.errors
+    observed = any(rule.verdict == "observe" for rule in errors.rules) or any(
+        status >= 400 and status not in errors.fatal_status + errors.retry_status
+        for status in lifecycle.poll.request.expect_status
+    )
+    if observed:
+        return
+    for rule in lifecycle.poll.observe:
+        tests = [rule.when] if rule.when is not None else []
+        while tests:
+            condition = tests.pop()
+            tests.extend(condition.children)
+            if condition.kind == "error" and condition.exists:
+                yield (
+                    f"{condition.location}/error",
+                    (
+                        "an error reply is never observed here: add an errors rule "
+                        'such as {"when": {"error": true}, "as": "observe"} so that '
+                        "this rule sees it"
+                    ),
+                )
+
+
 def _maps_sound(lifecycle: Lifecycle) -> Found:
     for rule in lifecycle.poll.observe:
         if not rule.ignore_case:
@@ -534,4 +559,8 @@ _CHECKS: tuple[Callable[[Lifecycle], Found], ...] = (
     _maps_sound,
     _replies_sound,
 )
-_WARNINGS: tuple[Callable[[Lifecycle], Found], ...] = (_produced, _literal_stars)
+_WARNINGS: tuple[Callable[[Lifecycle], Found], ...] = (
+    _produced,
+    _literal_stars,
+    _error_codes_observed,
+)

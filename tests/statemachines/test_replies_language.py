@@ -559,3 +559,39 @@ def test_the_readme_examples_load_in_a_spec() -> None:
     assert [r.verdict for r in job.errors.rules] == ["transient", "observe"]
     assert job.schedule.retry_after.hints[0].kind == "epoch"
     assert spec.warnings == ()
+
+
+# -- error codes reach observe rules ---------------------------------------------------------
+
+UNSEEN = (
+    "an error reply is never observed here: add an errors rule such as "
+    '{"when": {"error": true}, "as": "observe"} so that this rule sees it'
+)
+
+
+def test_an_observed_error_code_no_error_reply_reaches_is_a_warning() -> None:
+    """Error replies are classified before observe rules: without an observe rule, say so."""
+    spec = _loaded(_when({"any": [{"error": True}, {"error": False}]}))
+
+    assert [(w.pointer, w.message) for w in spec.warnings] == [
+        (f"{AT}/any/0/error", UNSEEN)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expect_status", "fatal_status", "warned"),
+    [([200, 409], [400], False), ([200, 404], [404], True), ([200, 201], [400], True)],
+)
+def test_a_poll_accepting_an_unlisted_error_status_observes_it(
+    expect_status: list[int], fatal_status: list[int], warned: bool
+) -> None:
+    """A 4xx the poll accepts and no status list claims reaches observe rules: no warning."""
+
+    def change(document: dict[str, Any], lifecycle: dict[str, Any]) -> None:
+        _when({"error": True})(document, lifecycle)
+        lifecycle["poll"]["request"]["expect_status"] = expect_status
+        lifecycle["errors"] = {"fatal_status": fatal_status}
+
+    spec = _loaded(change)
+
+    assert bool(spec.warnings) is warned
