@@ -22,7 +22,7 @@ from .load import (
     load_spec,
 )
 from .machine import LifecycleMachine, build_machine
-from .pointer import MISSING, resolve_pointer, split_pointer
+from .pointer import MISSING, resolve_all, resolve_pointer, split_pointer
 from .schema import specs_dir
 from .spec import (
     Auth,
@@ -32,7 +32,9 @@ from .spec import (
     ClientRef,
     Condition,
     Conditional,
+    ErrorRule,
     Errors,
+    ErrorSource,
     Filter,
     Input,
     Items,
@@ -57,6 +59,7 @@ from .spec import (
     Submit,
     Transition,
     Value,
+    WaitHint,
 )
 from .template import Template, body_strings, whole_variable
 
@@ -68,6 +71,8 @@ __all__ = [
     "ClientRef",
     "Condition",
     "Conditional",
+    "ErrorRule",
+    "ErrorSource",
     "Errors",
     "Filter",
     "Input",
@@ -101,6 +106,7 @@ __all__ = [
     "Transition",
     "UnknownSpecError",
     "Value",
+    "WaitHint",
     "body_strings",
     "build_machine",
     "builtin_names",
@@ -109,6 +115,7 @@ __all__ = [
     "load_document",
     "load_spec",
     "mermaid",
+    "resolve_all",
     "resolve_pointer",
     "specs_dir",
     "split_pointer",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
+
+import attrs
 
 from ._document import freeze
 from .pointer import join_pointer
@@ -15,7 +17,9 @@ from .spec import (
     ClientRef,
     Condition,
     Conditional,
+    ErrorRule,
     Errors,
+    ErrorSource,
     Filter,
     Input,
     Items,
@@ -40,6 +44,7 @@ from .spec import (
     Submit,
     Transition,
     Value,
+    WaitHint,
 )
 
 Doc = Mapping[str, Any]
@@ -84,6 +89,10 @@ def build_spec(document: Doc, *, source: str, content_hash: str, frozen: Doc) ->
             _schedule_origins(defaults, raw, name),
         )
         for name, raw in document["lifecycles"].items()
+    )
+    lifecycles = tuple(
+        _with_errors(lc, defaults, raw)
+        for lc, raw in zip(lifecycles, document["lifecycles"].values(), strict=True)
     )
     return Spec(
         service=_service(document["service"]),
@@ -265,12 +274,15 @@ def _values(raw: Doc, at: str) -> tuple[Value, ...]:
     )
 
 
+_COMPARISONS: tuple[Literal["lt", "le", "gt", "ge"], ...] = ("lt", "le", "gt", "ge")
+
+
 def _condition(raw: Doc, at: str) -> Condition:
     if "status" in raw:
         return Condition(
             kind="status", status=tuple(_as_list(raw["status"])), location=at
         )
-    if "header" in raw:
+    if "header" in raw and len(raw) == 1:
         return Condition(kind="header", header=raw["header"], location=at)
     for kind in ("all", "any"):
         if kind in raw:
@@ -278,16 +290,34 @@ def _condition(raw: Doc, at: str) -> Condition:
                 _condition(c, f"{at}/{kind}/{i}") for i, c in enumerate(raw[kind])
             )
             return Condition(kind=kind, children=children, location=at)
-    pointer = raw["pointer"]
+    if "not" in raw:
+        child = _condition(raw["not"], f"{at}/not")
+        return Condition(kind="not", children=(child,), location=at)
+    if "error" in raw:
+        return _error_condition(raw["error"], at)
+    return _value_test(raw, at)
+
+
+def _error_condition(value: Any, at: str) -> Condition:
+    if isinstance(value, bool):
+        return Condition(kind="error", exists=value, location=at)
+    return Condition(kind="error", values=tuple(_as_list(value)), location=at)
+
+
+def _value_test(raw: Doc, at: str) -> Condition:
+    """Build a value test on a header's text or on the value at a (wildcard) pointer."""
+    source: dict[str, Any] = (
+        {"header": raw["header"]} if "header" in raw else {"pointer": raw["pointer"]}
+    )
+    source["match"] = raw.get("match")
     if "equals" in raw:
-        return Condition(
-            kind="equals", pointer=pointer, values=(raw["equals"],), location=at
-        )
+        return Condition(kind="equals", values=(raw["equals"],), location=at, **source)
     if "in" in raw:
-        return Condition(
-            kind="in", pointer=pointer, values=tuple(raw["in"]), location=at
-        )
-    return Condition(kind="exists", pointer=pointer, exists=raw["exists"], location=at)
+        return Condition(kind="in", values=tuple(raw["in"]), location=at, **source)
+    for kind in _COMPARISONS:
+        if kind in raw:
+            return Condition(kind=kind, values=(raw[kind],), location=at, **source)
+    return Condition(kind="exists", exists=raw["exists"], location=at, **source)
 
 
 def _rule(raw: Doc, at: str) -> ObserveRule:
@@ -298,6 +328,7 @@ def _rule(raw: Doc, at: str) -> ObserveRule:
         mapping=tuple(raw.get("map", {}).items()),
         on_unknown=raw.get("on_unknown"),
         description=raw.get("description", ""),
+        ignore_case=raw.get("ignore_case", False),
         location=at,
     )
 
@@ -339,17 +370,85 @@ def _schedule(raw: Doc, at: str, origins: dict[str, str]) -> Schedule:
         backoff=_backoff(raw["backoff"], f"{block('backoff')}/backoff")
         if "backoff" in raw
         else Backoff(),
-        jitter=Jitter(kind=jitter["kind"], ratio=jitter.get("ratio", 0.1)),
+        jitter=Jitter(
+            kind=jitter["kind"],
+            ratio=jitter.get("ratio", 0.1),
+            min=jitter.get("min", 0.0),
+        ),
         max_attempts=raw.get("max_attempts"),
         deadline=raw.get("deadline"),
         retry_after=RetryAfter(
             honour=retry_after.get("honour", True),
             min=retry_after.get("min", 0.0),
             max=retry_after.get("max", 300.0),
+            hints=_wait_hints(
+                retry_after.get("hints", ()), f"{block('retry_after')}/retry_after"
+            ),
         ),
         per_state=per_state,
         location=at,
         key_locations=tuple((key, f"{block(key)}/{key}") for key in raw),
+    )
+
+
+def _wait_hints(raw: Any, at: str) -> tuple[WaitHint, ...]:
+    return tuple(
+        WaitHint(
+            header=h["header"],
+            kind=h["kind"],
+            when=_condition(h["when"], f"{at}/hints/{i}/when") if "when" in h else None,
+            description=h.get("description", ""),
+            location=f"{at}/hints/{i}",
+        )
+        for i, h in enumerate(raw)
+    )
+
+
+def _with_errors(lifecycle: Lifecycle, defaults: Doc, raw: Doc) -> Lifecycle:
+    """Add the error rules and error sources, each pointing where it is written.
+
+    Built apart from :func:`_errors` because a key of ``errors`` may come
+    from ``defaults``: its pointer is then in ``/defaults/errors``.
+    """
+    merged = merged_lifecycle(defaults, raw).get("errors", {})
+    own = raw.get("errors", {})
+
+    def at(key: str) -> str:
+        block = f"{lifecycle.location}/errors" if key in own else "/defaults/errors"
+        return f"{block}/{key}"
+
+    if not any(key in merged for key in ("rules", "code_from", "message_from")):
+        return lifecycle
+    rules = tuple(
+        ErrorRule(
+            when=_condition(r["when"], f"{at('rules')}/{i}/when"),
+            verdict=r["as"],
+            description=r.get("description", ""),
+            location=f"{at('rules')}/{i}",
+        )
+        for i, r in enumerate(merged.get("rules", ()))
+    )
+    errors = attrs.evolve(
+        lifecycle.errors,
+        rules=rules,
+        code_from=_error_sources(merged.get("code_from", ()), at("code_from")),
+        message_from=_error_sources(merged.get("message_from", ()), at("message_from")),
+    )
+    return attrs.evolve(lifecycle, errors=errors)
+
+
+def _error_sources(raw: Any, at: str) -> tuple[ErrorSource, ...]:
+    if isinstance(raw, dict):
+        return (_error_source(raw, at),)
+    return tuple(_error_source(r, f"{at}/{i}") for i, r in enumerate(raw))
+
+
+def _error_source(raw: Doc, at: str) -> ErrorSource:
+    return ErrorSource(
+        pointer=raw.get("pointer"),
+        header=raw.get("header"),
+        pattern=raw.get("pattern"),
+        location=at,
     )
 
 
@@ -438,6 +537,9 @@ def _items(raw: Doc, at: str) -> Items:
             skip_param=paging.get("skip_param"),
             top_param=paging.get("top_param"),
             max_pages=paging.get("max_pages", 1000),
+            stop_when=_condition(paging["stop_when"], f"{at}/paging/stop_when")
+            if "stop_when" in paging
+            else None,
             location=f"{at}/paging",
         ),
         filters=tuple(

@@ -25,6 +25,8 @@ __all__ = [
     "ClientRef",
     "Condition",
     "Conditional",
+    "ErrorRule",
+    "ErrorSource",
     "Errors",
     "Filter",
     "Input",
@@ -50,6 +52,7 @@ __all__ = [
     "Submit",
     "Transition",
     "Value",
+    "WaitHint",
 ]
 
 Scalar = str | int | float | bool | None
@@ -151,15 +154,39 @@ class Request:
 
 @attrs.frozen(kw_only=True)
 class Condition:
-    """A test on a response (``kind`` says which fields apply)."""
+    """A test on a response (``kind`` says which fields apply).
 
-    kind: Literal["status", "header", "equals", "in", "exists", "all", "any"]
+    ``header`` is a presence test (kind ``header``) or, for the value tests
+    (``equals``, ``in``, ``exists``, ``lt``, ``le``, ``gt``, ``ge``), where the
+    value is read instead of ``pointer``. ``match`` (``all``/``any``) makes
+    ``*`` tokens of ``pointer`` stand for every element. Kind ``not`` negates
+    its one child; kind ``error`` tests the service's error code: one of
+    ``values``, or, with no values, whether the response is an error
+    (``exists``).
+    """
+
+    kind: Literal[
+        "status",
+        "header",
+        "equals",
+        "in",
+        "exists",
+        "all",
+        "any",
+        "not",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "error",
+    ]
     status: tuple[int, ...] = ()
     header: str | None = None
     pointer: str = ""
     values: tuple[Scalar, ...] = ()
     exists: bool = True
     children: tuple[Condition, ...] = ()
+    match: Literal["all", "any"] | None = None
     location: str = _loc()
 
 
@@ -173,6 +200,8 @@ class ObserveRule:
     mapping: tuple[tuple[str, str], ...] = ()
     on_unknown: Literal["reject", "fail", "skip"] | None = None
     description: str = ""
+    #: Compare the value with the map's keys ignoring case (azure-core's rule).
+    ignore_case: bool = False
     location: str = _loc()
 
 
@@ -192,15 +221,32 @@ class Jitter:
 
     kind: Literal["none", "full", "proportional"] = "none"
     ratio: float = 0.1
+    #: Full jitter draws from ``[min, delay]`` (Smithy's ``minDelay``), not ``[0, delay]``.
+    min: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class WaitHint:
+    """A header other than ``Retry-After`` that says how long to wait (a rate-limit reset)."""
+
+    header: str
+    #: ``delta`` seconds, ``delta_ms`` milliseconds, ``epoch`` Unix seconds,
+    #: ``retry_after`` seconds or an HTTP-date.
+    kind: Literal["delta", "delta_ms", "epoch", "retry_after"]
+    #: Only read when this holds (a reset matters when nothing is left).
+    when: Condition | None = None
+    description: str = ""
+    location: str = _loc()
 
 
 @attrs.frozen(kw_only=True)
 class RetryAfter:
-    """How ``Retry-After`` is honoured and clamped."""
+    """How ``Retry-After`` and the spec's other wait hints are honoured and clamped."""
 
     honour: bool = True
     min: float = 0.0
     max: float = 300.0
+    hints: tuple[WaitHint, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -256,6 +302,31 @@ class RetryBackoff:
 
 
 @attrs.frozen(kw_only=True)
+class ErrorRule:
+    """Classifies a response by a condition, before the status lists are consulted."""
+
+    when: Condition
+    #: ``observe``: read as an answer (a poll's by its observe rules).
+    verdict: Literal["transient", "fatal", "observe"]
+    description: str = ""
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class ErrorSource:
+    """Where an error's code or message is: a body pointer, a header, or the body text.
+
+    ``pattern`` cuts the value (its first group, else the whole match); alone,
+    it searches the body's text (an XML ``<Code>``).
+    """
+
+    pointer: str | None = None
+    header: str | None = None
+    pattern: str | None = None
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
 class Errors:
     """How failed requests are classified and retried."""
 
@@ -266,6 +337,16 @@ class Errors:
     retry_budget: int = 8
     retry_backoff: RetryBackoff = RetryBackoff()
     timeout: float = 30.0
+    #: Tried in order before ``retry_status`` and ``fatal_status``.
+    rules: tuple[ErrorRule, ...] = ()
+    #: Tried after ``code_pointers`` (and ``message_pointers``).
+    code_from: tuple[ErrorSource, ...] = ()
+    message_from: tuple[ErrorSource, ...] = ()
+
+    @property
+    def reads_code(self) -> bool:
+        """Whether the spec says where the service's error code is."""
+        return bool(self.code_pointers or self.code_from)
 
 
 @attrs.frozen(kw_only=True)
@@ -383,6 +464,8 @@ class Paging:
     skip_param: str | None = None
     top_param: str | None = None
     max_pages: int = 1000
+    #: The page just read is the last when this holds (``has_more: false``).
+    stop_when: Condition | None = None
     location: str = _loc()
 
 

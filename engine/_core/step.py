@@ -29,8 +29,9 @@ from engine._core.state import End, JobState, Phase, Record
 from engine._core.wire import (
     Verdict,
     build_url,
-    classify,
+    classify_reply,
     encode_body,
+    error_code,
     error_fields,
     locate,
     next_cursor,
@@ -542,7 +543,8 @@ class _Stepper:
         if isinstance(got, RemoteError):
             return ("transient" if got.retryable else "fatal"), None, got
         errors = self.b.lifecycle.errors
-        verdict = classify(got.status, errors, accepted=request.accepts(got.status))
+        accepted = request.accepts(got.status)
+        verdict = classify_reply(got, errors, accepted=accepted)
         if verdict != "observe":
             error = status_error(
                 got, errors, self.b.redactor.text, retryable=verdict == "transient"
@@ -551,6 +553,10 @@ class _Stepper:
         try:
             body = got.json()
         except RemoteError as exc:
+            if not accepted:
+                # Observed only because an error rule says so: an XML or HTML
+                # error page is read by its status and error code, bodiless.
+                return "observe", None, None
             # Malformed or hostile (truncated, a nesting bomb): by the error
             # policy, like any answer that cannot be read.
             return "transient", None, exc
@@ -686,7 +692,14 @@ class _Stepper:
         job.listed += len(entries)
         if b.body_cursor:
             # The cursor goes in the body: the next page is asked at the same URL.
-            job.page_cursor = next_cursor(items.paging, body)
+            job.page_cursor = next_cursor(
+                items.paging,
+                body,
+                sent=job.page_cursor,
+                url=got.url,
+                status=got.status,
+                headers=got.headers,
+            )
             following = job.page if job.page_cursor is not None else None
         else:
             following = next_page(
@@ -696,6 +709,8 @@ class _Stepper:
                 base_url=b.base_url,
                 listed=job.listed,
                 count=len(entries),
+                status=got.status,
+                headers=got.headers,
             )
         if following is not None and job.pages < items.paging.max_pages:
             job.page = following
@@ -776,7 +791,7 @@ class _Stepper:
         accepted = cancel.request.accepts(got.status)
         refused = got.status in cancel.refused_status or not accepted
         if refused and got.status not in cancel.refused_status:
-            verdict = classify(got.status, b.lifecycle.errors, accepted=False)
+            verdict = classify_reply(got, b.lifecycle.errors, accepted=False)
             if verdict == "transient":
                 error = status_error(
                     got, b.lifecycle.errors, b.redactor.text, retryable=True
@@ -911,6 +926,7 @@ class _Stepper:
             reply.headers,
             body,
             default_policy=lifecycle.policy.unknown_state,
+            code=error_code(reply, lifecycle.errors),
         )
         self.records.append(
             Record(

@@ -11,7 +11,10 @@ overrides, attempts and the deadline are combined here and nowhere else:
 - the schedule's jitter applies to each of these waits;
 - in all three, a server hint the spec honours is a floor: the wait is the
   longer of the two, and the hint is clamped to the spec's ``retry_after``
-  bounds first (a server asking for an hour gets the spec's maximum);
+  bounds first (a server asking for an hour gets the spec's maximum). The
+  hint is the longest of ``Retry-After`` and the spec's declared wait hints
+  (a rate-limit reset as epoch seconds or a delta, read when its condition
+  on the headers holds);
 - no wait runs past the job's deadline: the last one is shortened so that one
   request happens at the deadline (as Smithy's waiters do), and a job whose
   deadline has passed gives up instead of waiting.
@@ -25,9 +28,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-from statemachines import Errors, Lifecycle, Schedule
+from engine._core.observe import holds
+from statemachines import Errors, Lifecycle, Schedule, WaitHint
 
 __all__ = [
     "Plan",
@@ -37,6 +41,7 @@ __all__ = [
     "next_poll",
     "next_retry",
     "parse_retry_after",
+    "parse_wait",
     "poll_delay",
     "retry_delay",
     "server_hint",
@@ -80,11 +85,45 @@ def _seconds_until(date: str, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def parse_wait(
+    kind: Literal["delta", "delta_ms", "epoch", "retry_after"],
+    value: str | None,
+    *,
+    now: float,
+) -> float | None:
+    """Return the seconds a wait hint of ``kind`` asks for, or ``None`` if unreadable.
+
+    ``delta``: seconds; ``delta_ms``: milliseconds; ``epoch``: the Unix time
+    to wait until (one in the past means 0); ``retry_after``: as
+    :func:`parse_retry_after`. Negative, NaN and infinite numbers are
+    unreadable.
+    """
+    if kind == "retry_after":
+        return parse_retry_after(value, now=now)
+    try:
+        number = float((value or "").strip())
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number < 0:
+        return None
+    if kind == "epoch":
+        return max(0.0, number - now)
+    return number / 1000 if kind == "delta_ms" else number
+
+
+def _declared(hint: WaitHint, headers: Mapping[str, str], now: float) -> float | None:
+    """Return what one declared hint asks for, when its condition on the headers holds."""
+    if hint.when is not None and not holds(hint.when, 0, headers, None):
+        return None
+    return parse_wait(hint.kind, headers.get(hint.header.lower()), now=now)
+
+
 def server_hint(
     headers: Mapping[str, str], schedule: Schedule, *, scale: float, now: float
 ) -> float | None:
     """Return the wait the server asked for, clamped by the spec, or ``None``.
 
+    The longest of ``Retry-After`` and the spec's declared hints that apply.
     ``None`` when the server asked nothing readable or the spec does not
     honour its hints. The bounds are the spec's (times ``scale``); the
     server's own figure is not scaled: it is already in real seconds.
@@ -93,16 +132,27 @@ def server_hint(
     if not bounds.honour or not headers:
         return None
     asked = parse_retry_after(headers.get("retry-after"), now=now)
+    for hint in bounds.hints:
+        wait = _declared(hint, headers, now)
+        if wait is not None and (asked is None or wait > asked):
+            asked = wait
     if asked is None:
         return None
     return min(max(asked, bounds.min * scale), bounds.max * scale)
 
 
-def jittered(delay: float, schedule: Schedule, rng: random.Random) -> float:
-    """Apply the schedule's jitter to ``delay``."""
+def jittered(
+    delay: float, schedule: Schedule, rng: random.Random, *, scale: float = 1.0
+) -> float:
+    """Apply the schedule's jitter to ``delay`` (already times ``scale``).
+
+    Full jitter draws from ``[min, delay]``, ``min`` being the jitter's own
+    (times ``scale``); a delay shorter than that minimum is drawn from
+    ``[delay, delay]``: jitter never lengthens a wait.
+    """
     jitter = schedule.jitter
     if jitter.kind == "full":
-        return rng.uniform(0.0, delay)
+        return rng.uniform(min(jitter.min * scale, delay), delay)
     if jitter.kind == "proportional":
         return delay * (1.0 + rng.uniform(-jitter.ratio, jitter.ratio))
     return delay
@@ -162,7 +212,7 @@ def first_poll(
     schedule = lifecycle.schedule
     delay = schedule.initial_delay * scale
     if rng is not None:
-        delay = jittered(delay, schedule, rng)
+        delay = jittered(delay, schedule, rng, scale=scale)
     hint = server_hint(headers, schedule, scale=scale, now=now)
     if hint is not None:
         delay = max(delay, hint)
@@ -199,7 +249,7 @@ def next_poll(  # noqa: PLR0917 - the job's counters, spelled out so that caller
     if deadline is not None and now >= deadline:
         return Plan(None, "deadline reached")
     delay = poll_delay(lifecycle, state, polls_in_state + not_modified) * scale
-    delay = jittered(delay, schedule, rng)
+    delay = jittered(delay, schedule, rng, scale=scale)
     hint = server_hint(headers, schedule, scale=scale, now=now)
     if hint is not None:
         delay = max(delay, hint)
@@ -227,7 +277,7 @@ def next_retry(
         return Plan(None, "deadline reached while retrying")
     delay = retry_delay(lifecycle.errors, failures) * scale
     if rng is not None:
-        delay = jittered(delay, lifecycle.schedule, rng)
+        delay = jittered(delay, lifecycle.schedule, rng, scale=scale)
     hint = server_hint(headers, lifecycle.schedule, scale=scale, now=now)
     if hint is not None:
         delay = max(delay, hint)

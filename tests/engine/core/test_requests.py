@@ -14,7 +14,7 @@ from engine._core.binding import Binding, bind
 from engine._core.reply import Reply
 from engine._core.state import JobState, Phase
 from engine._errors import InputError, RemoteError
-from statemachines import Body, Paging, Request, Value
+from statemachines import Body, Condition, Paging, Request, Value
 from tests.engine.core.conftest import (
     BASE,
     batch_document,
@@ -173,8 +173,36 @@ class TestReadValues:
         """The cursor for a body is read at the paging's pointers, in order."""
         paging = Paging(kind="cursor", next_pointers=("/a", "/b"))
 
-        assert wire.next_cursor(paging, {"a": "", "b": "t2"}) == "t2"
-        assert wire.next_cursor(paging, {"a": 5}) is None
+        url = "http://h/lines"
+
+        assert (
+            wire.next_cursor(paging, {"a": "", "b": "t2"}, sent=None, url=url) == "t2"
+        )
+        assert wire.next_cursor(paging, {"a": 5}, sent=None, url=url) is None
+
+    def test_next_cursor_stops_when_the_page_says_it_is_the_last(self) -> None:
+        """stop_when ends a body-cursor listing whatever cursor the page carries."""
+        last = Condition(kind="equals", pointer="/has_more", values=(False,))
+        paging = Paging(kind="cursor", next_pointers=("/next",), stop_when=last)
+        page = {"next": "t3", "has_more": False}
+
+        assert wire.next_cursor(paging, page, sent="t2", url="http://h/l") is None
+        assert (
+            wire.next_cursor(
+                paging, {**page, "has_more": True}, sent="t2", url="http://h/l"
+            )
+            == "t3"
+        )
+
+    def test_a_cursor_given_back_is_a_protocol_error(self) -> None:
+        """A page that repeats the cursor it was asked with would be read until max_pages."""
+        paging = Paging(kind="cursor", next_pointers=("/next",))
+
+        with pytest.raises(RemoteError, match="same cursor") as caught:
+            wire.next_cursor(paging, {"next": "t2"}, sent="t2", url="http://h/l")
+
+        assert caught.value.kind == "protocol"
+        assert not caught.value.retryable
 
 
 # -- step: what each request sends ------------------------------------------------------------
