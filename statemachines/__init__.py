@@ -26,6 +26,7 @@ from .pointer import MISSING, resolve_pointer, split_pointer
 from .schema import specs_dir
 from .spec import (
     Auth,
+    AwsSigV4,
     Backoff,
     Cancel,
     ClientRef,
@@ -38,6 +39,7 @@ from .spec import (
     Lifecycle,
     Locator,
     Lookup,
+    OAuth2ClientCredentials,
     ObserveRule,
     Outcome,
     Paging,
@@ -59,6 +61,7 @@ from .template import Template
 
 __all__ = [
     "Auth",
+    "AwsSigV4",
     "Backoff",
     "Cancel",
     "ClientRef",
@@ -73,6 +76,7 @@ __all__ = [
     "Locator",
     "Lookup",
     "MISSING",
+    "OAuth2ClientCredentials",
     "ObserveRule",
     "Outcome",
     "Paging",
