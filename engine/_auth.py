@@ -27,7 +27,7 @@ import collections
 import logging
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from engine._core.auth import (
     FATAL_HOLD,
@@ -310,7 +310,8 @@ class SigV4:
 
         The query is given to botocore as decoded pairs, so that it encodes
         them the way SigV4 canonicalises (RFC 3986 unreserved characters
-        only), whatever encoding the URL carries.
+        only), whatever encoding the URL carries. It is decoded as a form
+        (``+`` is a space), as the engine encodes it and as AWS reads it.
 
         Raises:
             RemoteError: kind ``auth``, not retryable, when botocore cannot sign.
@@ -318,12 +319,7 @@ class SigV4:
         from botocore.awsrequest import AWSRequest  # noqa: PLC0415 - the optional aws extra
 
         parts = urlsplit(url)
-        params = [
-            (unquote(key), unquote(value))
-            for key, _, value in (
-                pair.partition("=") for pair in parts.query.split("&") if pair
-            )
-        ]
+        params = parse_qsl(parts.query, keep_blank_values=True)
         request = AWSRequest(
             method=method,
             url=urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
