@@ -303,6 +303,19 @@ async def test_a_refused_token_is_renewed_once_and_the_request_sent_again(
     assert errors == []
 
 
+async def test_jobs_refused_at_once_wait_for_one_renewal(transport: str) -> None:
+    """Ten jobs meeting a revoked token together: one new token for all, not ten."""
+    provider = Provider(polls=3, revoke_after=10, delay=0.05)
+    with _served(provider.app()) as api:
+        async with _engine(transport) as engine:
+            results = await _run(engine, _spec(api.url), *(f"j{i}" for i in range(10)))
+
+    assert [r.state for r in results] == ["Done"] * 10
+    assert len(provider.token_requests) == 2
+    assert provider.refused >= 1
+    assert provider.api[-1][1] == "Bearer tok-2"
+
+
 async def test_a_refused_client_fails_every_job_after_one_token_request(
     transport: str, caplog: pytest.LogCaptureFixture
 ) -> None:
