@@ -14,10 +14,11 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from engine._auth import Credential, credential_for
 from engine._core.binding import Binding, bind
 from engine._core.state import JobState
 from engine._errors import CredentialError, InputError
-from statemachines import Spec, StatepollError, load_spec
+from statemachines import Auth, Spec, StatepollError, load_spec
 
 __all__ = ["Bindings", "SpecChangedError", "check_filters", "check_inputs"]
 
@@ -51,6 +52,8 @@ class Bindings:
         self._specs: dict[str, Spec] = {}
         self._by_hash: dict[str, Spec] = {}
         self._bindings: dict[tuple[str, str, str], Binding] = {}
+        # One per spec and base URL: every lifecycle of a service shares its token.
+        self._credentials: dict[tuple[str, str], Credential] = {}
         self._bound: dict[tuple[object, str], Binding] = {}
         for spec in specs:
             self.spec(spec)
@@ -123,8 +126,12 @@ class Bindings:
 
     def _bind(self, spec: Spec, lifecycle: str, base_url: str) -> Binding:
         service = spec.service
+        scale = self._scale
+        if not isinstance(scale, (int, float)):
+            scale = scale.get(service.name, 1.0)
         auth: tuple[str, str] | None = None
-        if service.auth is not None:
+        credential: Credential | None = None
+        if isinstance(service.auth, Auth):
             value = self._env.get(service.auth.env)
             if value:
                 scheme = service.auth.scheme
@@ -133,9 +140,18 @@ class Bindings:
                 self._secrets.add(auth[1])
             elif service.auth.required:
                 raise CredentialError(service.name, service.auth.env)
-        scale = self._scale
-        if not isinstance(scale, (int, float)):
-            scale = scale.get(service.name, 1.0)
+        elif service.auth is not None:
+            key = (spec.content_hash or spec.name, base_url)
+            credential = self._credentials.get(key)
+            if credential is None:
+                credential = self._credentials[key] = credential_for(
+                    service.name,
+                    service.auth,
+                    base_url=base_url,
+                    env=self._env,
+                    secrets=self._secrets,
+                    scale=float(scale),
+                )
         self._on_service(spec)
         return bind(
             spec,
@@ -144,6 +160,7 @@ class Bindings:
             scale=float(scale),
             auth=auth,
             secrets=self._secrets,
+            credential=credential,
         )
 
 

@@ -12,7 +12,8 @@
     └── JobError                          .job, .last_state
         ├── JobFailed                     outcome failure / cancelled / partial
         ├── JobTimedOut(TimeoutError)     the spec's attempts or deadline ran out; the job ended
-        └── RemoteError                   .kind: transport | status | protocol | illegal_transition
+        └── RemoteError                   .kind: transport | status | protocol | illegal_transition,
+                                          auth (no token, or no signature)
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ RemoteKind = Literal[
     "illegal_transition",
     "unknown_state",
     "submission",
+    "auth",
 ]
 
 
@@ -51,14 +53,14 @@ class EngineClosedError(StatepollError, RuntimeError):
 
 
 class CredentialError(StatepollError, LookupError):
-    """The environment variable a spec names for its credential is not set."""
+    """A credential the spec names cannot be had: its variable is unset, or its signer missing."""
 
-    def __init__(self, service: str, env: str) -> None:
-        """Name the service and the variable to set."""
+    def __init__(self, service: str, env: str, message: str | None = None) -> None:
+        """Name the service and the variable to set (``message`` says more when given)."""
         self.service = service
         self.env = env
         super().__init__(
-            f"{service}: set the environment variable {env} to your API key"
+            message or f"{service}: set the environment variable {env} to your API key"
         )
 
     def __str__(self) -> str:
@@ -129,7 +131,9 @@ class RemoteError(JobError):
     ``protocol`` (malformed body, foreign link, body too large),
     ``illegal_transition`` / ``unknown_state`` (by a ``fail`` policy),
     ``submission`` (a submission cut off by a crash that could not be found
-    again: ``code`` says ``not_submitted`` or ``unresolved``).
+    again: ``code`` says ``not_submitted`` or ``unresolved``), ``auth`` (the
+    credential could not be had: a token endpoint's refusal, with its
+    ``code`` such as ``invalid_client``, or a request that could not be signed).
     Messages name the host and path, never the full URL: query strings can carry
     tokens.
     """

@@ -42,20 +42,24 @@ async def send(
         grace = min(timeout, max(GRACE * b.scale, 1.0))
         timeout = min(timeout, left + grace)
     try:
-        return await exchange(remote, b, out, timeout=max(timeout, 0.001))
+        return await exchange(remote, b, out, timeout=max(timeout, 0.001), now=now)
     except RemoteError as exc:
         return exc
 
 
 async def exchange(
-    remote: Remote, b: Binding, out: Outgoing, *, timeout: float
+    remote: Remote, b: Binding, out: Outgoing, *, timeout: float, now: float
 ) -> Reply:
     """Send ``out`` (following redirects when its request says so) and return the reply.
 
     ``timeout`` bounds the whole exchange (every hop's connect, headers and
     body), whatever the transport does with its own per-read timeouts: a
     server that drips a byte a second cannot hold a job past it. Each hop
-    gets what is left of it (``Remote.send`` bounds a hop as a whole).
+    gets what is left of it (``Remote.send`` bounds a hop as a whole), a
+    token fetched for it included. A hop to the spec's own host carries the
+    credential: the static header from ``headers_for``, or the binding's
+    per-request credential (a bearer token, a signature), which is given
+    ``now`` (the engine's clock) to judge a token's expiry.
 
     Raises:
         RemoteError: transport faults and the timeout (retryable), a link to a
@@ -80,17 +84,33 @@ async def exchange(
             msg = f"no complete answer from {where(out.url)} within {timeout:.3g} s"
             raise RemoteError(msg, kind="transport")
         # else: anonymous; credentials only ever go to the spec's own host.
-        reply = await remote.send(
-            method,
-            url,
-            headers=b.headers_for(request, own=own) + extra
+        headers = (
+            b.headers_for(request, own=own) + extra
             if extra
-            else b.headers_for(request, own=own),
-            json_body=json_body,
-            data=data,
-            files=files,
-            timeout=left,
+            else b.headers_for(request, own=own)
         )
+        if own and b.credential is not None:
+            reply = await b.credential.send(
+                remote,
+                method,
+                url,
+                headers=headers,
+                json_body=json_body,
+                data=data,
+                files=files,
+                timeout=left,
+                now=now,
+            )
+        else:
+            reply = await remote.send(
+                method,
+                url,
+                headers=headers,
+                json_body=json_body,
+                data=data,
+                files=files,
+                timeout=left,
+            )
         location = reply.headers.get("location")
         # 304 Not Modified is in the 3xx range but is no redirect: an answer.
         redirect = 300 <= reply.status < 400 and reply.status != 304

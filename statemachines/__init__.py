@@ -26,6 +26,7 @@ from .pointer import MISSING, resolve_all, resolve_pointer, split_pointer
 from .schema import specs_dir
 from .spec import (
     Auth,
+    AwsSigV4,
     Backoff,
     Body,
     Cancel,
@@ -42,6 +43,7 @@ from .spec import (
     Lifecycle,
     Locator,
     Lookup,
+    OAuth2ClientCredentials,
     ObserveRule,
     Outcome,
     Paging,
@@ -65,6 +67,7 @@ from .template import Template, body_strings, whole_variable
 
 __all__ = [
     "Auth",
+    "AwsSigV4",
     "Backoff",
     "Body",
     "Cancel",
@@ -83,6 +86,7 @@ __all__ = [
     "Locator",
     "Lookup",
     "MISSING",
+    "OAuth2ClientCredentials",
     "ObserveRule",
     "Outcome",
     "Paging",

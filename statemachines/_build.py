@@ -11,6 +11,7 @@ from ._document import freeze
 from .pointer import join_pointer
 from .spec import (
     Auth,
+    AwsSigV4,
     Backoff,
     Body,
     Cancel,
@@ -27,6 +28,7 @@ from .spec import (
     Lifecycle,
     Locator,
     Lookup,
+    OAuth2ClientCredentials,
     ObserveRule,
     Outcome,
     Paging,
@@ -125,19 +127,42 @@ def _service(raw: Doc) -> Service:
         description=raw.get("description", ""),
         base_url=raw["base_url"],
         base_url_env=raw.get("base_url_env"),
-        auth=Auth(
-            header=auth["header"],
-            env=auth["env"],
-            scheme=auth.get("scheme"),
-            required=auth.get("required", True),
-        )
-        if auth
-        else None,
+        auth=_auth(auth) if auth else None,
         headers=tuple(raw.get("headers", {}).items()),
         max_in_flight=raw.get("max_in_flight", 16),
         redact_pointers=tuple(redact.get("pointers", ())),
         redact_query_params=tuple(redact.get("query_params", ())),
         docs=raw.get("docs", ""),
+    )
+
+
+def _auth(raw: Doc) -> Auth | OAuth2ClientCredentials | AwsSigV4:
+    at = "/service/auth"
+    kind = raw.get("kind", "header")
+    if kind == "oauth2_client_credentials":
+        return OAuth2ClientCredentials(
+            token_url=raw["token_url"],
+            token_url_env=raw.get("token_url_env"),
+            client_id_env=raw["client_id_env"],
+            client_secret_env=raw["client_secret_env"],
+            scope=raw.get("scope"),
+            params=tuple(raw.get("params", {}).items()),
+            client_auth=raw.get("client_auth", "basic"),
+            refresh_margin=raw.get("refresh_margin", 60.0),
+            location=at,
+        )
+    if kind == "aws_sigv4":
+        return AwsSigV4(
+            service=raw["service"],
+            region=raw.get("region"),
+            region_env=raw.get("region_env"),
+            location=at,
+        )
+    return Auth(
+        header=raw["header"],
+        env=raw["env"],
+        scheme=raw.get("scheme"),
+        required=raw.get("required", True),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
@@ -28,6 +28,9 @@ from statemachines import (
     Value,
     build_machine,
 )
+
+if TYPE_CHECKING:
+    from engine._auth import Credential
 
 __all__ = ["Binding", "bind"]
 
@@ -48,6 +51,10 @@ class Binding:
     redactor: Redactor = attrs.field(repr=False)
     #: The binding of the items' lifecycle, when the lifecycle has items.
     item: Binding | None = None
+    #: A credential placed per request by the driver (a fetched token, a
+    #: signature), on requests to the spec's own host only; shared by every
+    #: binding of the service. ``None`` for a static header (``auth``) or none.
+    credential: Credential | None = attrs.field(default=None, repr=False)
     #: "scheme://netloc/" of the base URL: a URL starting with it is the spec's own.
     prefix: str = attrs.field(init=False, repr=False)
     #: ``(scheme, host, port)`` of the base URL.
@@ -175,11 +182,13 @@ def bind(
     scale: float,
     auth: tuple[str, str] | None,
     secrets: set[str],
+    credential: Credential | None = None,
 ) -> Binding:
     """Bind ``spec``'s ``lifecycle`` (and its items' lifecycle) to a base URL and credential.
 
     ``secrets`` is the engine's live set of secret values, shared by every
     redactor so that a credential read later is blanked everywhere.
+    ``credential`` places a per-request credential (see :class:`Binding`).
 
     Raises:
         InputError: if the spec has no such lifecycle.
@@ -197,6 +206,7 @@ def bind(
             scale=scale,
             auth=auth,
             secrets=secrets,
+            credential=credential,
         )
     return Binding(
         spec=spec,
@@ -207,4 +217,5 @@ def bind(
         auth=auth,
         redactor=Redactor.for_spec(spec, secrets),
         item=item,
+        credential=credential,
     )

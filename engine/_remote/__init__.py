@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -56,6 +56,7 @@ __all__ = [
     "MAX_HEAD_LINE",
     "Remote",
     "Reply",
+    "Signer",
     "default_client",
     "encode_path_value",
     "header_map",
@@ -80,6 +81,10 @@ _HTTPX_ACCEPT_ENCODING: Final[str | None] = getattr(
 
 Origin = tuple[str, str, int | None]
 RouteKind = Literal["aiohttp", "transport", "client"]
+Headers = tuple[tuple[str, str], ...]
+#: Signs a request: (method, URL, headers to sign, body) -> headers to add.
+#: May raise only ``RemoteError``.
+Signer = Callable[[str, str, Headers, bytes], Headers]
 
 
 def origin(url: str) -> Origin:
@@ -222,6 +227,7 @@ class Remote:
         data: Mapping[str, Any] | None = None,
         files: Mapping[str, Any] | None = None,
         timeout: float,
+        sign: Signer | None = None,
     ) -> Reply:
         """Send one request and read its reply (no redirects followed).
 
@@ -229,7 +235,11 @@ class Remote:
         headers (the client's merged with these) are built once per distinct
         set; they override the client's headers of the same name.
         ``timeout`` bounds the whole exchange: connecting, sending, the
-        response head and the whole body.
+        response head and the whole body. ``sign``, when given, gets the
+        request as it will go out (the URL with its query, the request's own
+        headers, a body's content type and Host, the encoded body) and
+        returns the headers that sign it; the body is then sent as exactly
+        those bytes, on every route.
 
         Raises:
             RemoteError: kind ``transport`` for connection faults, a body cut
@@ -245,6 +255,19 @@ class Remote:
                 self._checked.clear()
             self._checked.add(headers)
         try:
+            # None: not signed (headers kept for reuse); b"": signed, no body.
+            content: bytes | None = None
+            if sign is not None:
+                headers, content = _signed(
+                    target,
+                    method,
+                    headers,
+                    json_body=json_body,
+                    data=data,
+                    files=files,
+                    sign=sign,
+                )
+                json_body = data = files = None
             async with asyncio.timeout(timeout):
                 if target.route.kind == "aiohttp":
                     return await self._via_aiohttp(
@@ -254,6 +277,7 @@ class Remote:
                         json_body=json_body,
                         data=data,
                         files=files,
+                        content=content,
                     )
                 return await self._via_httpx(
                     target,
@@ -263,6 +287,7 @@ class Remote:
                     data=data,
                     files=files,
                     timeout=timeout,
+                    content=content,
                 )
         except RemoteError:
             raise
@@ -286,15 +311,19 @@ class Remote:
         json_body: Any,
         data: Mapping[str, Any] | None,
         files: Mapping[str, Any] | None,
+        content: bytes | None,
     ) -> Reply:
         session = target.route.session
         url = target.yarl_url
         # Both set on the aiohttp route, by _new_route and _new_target.
         assert session is not None  # noqa: S101 - narrows the type
         assert url is not None  # noqa: S101 - narrows the type
-        content: bytes | None = None
         sent: Any
-        if json_body is None and data is None and files is None:
+        if content is not None:
+            # Signed: headers differ on every request, so none is kept.
+            sent = self._prepared(headers, keep=False).multi_items()
+            content = content or None
+        elif json_body is None and data is None and files is None:
             sent = self._aiohttp_prepared(headers)
         else:
             # httpx encodes the body (JSON, form, multipart) exactly as it
@@ -353,13 +382,15 @@ class Remote:
         data: Mapping[str, Any] | None,
         files: Mapping[str, Any] | None,
         timeout: float,
+        content: bytes | None,
     ) -> Reply:
         route = target.route
         if route.transport is not None and route.kind == "transport":
             request = httpx.Request(
                 method,
                 target.url,
-                headers=self._prepared(headers),
+                headers=self._prepared(headers, keep=content is None),
+                content=content or None,
                 json=json_body,
                 data=data,
                 files=files,
@@ -371,6 +402,7 @@ class Remote:
                 method,
                 target.url,
                 headers=self._client_headers(headers),
+                content=content or None,
                 json=json_body,
                 data=data,
                 files=files,
@@ -477,8 +509,11 @@ class Remote:
             "transport", transport=transport, resolves_dots=session is not None
         )
 
-    def _prepared(self, headers: tuple[tuple[str, str], ...]) -> httpx.Headers:
-        prepared = self._headers.get(headers)
+    def _prepared(
+        self, headers: tuple[tuple[str, str], ...], *, keep: bool = True
+    ) -> httpx.Headers:
+        """Return the client's headers merged with ``headers`` (kept for reuse when ``keep``)."""
+        prepared = self._headers.get(headers) if keep else None
         if prepared is None:
             prepared = self.client.headers.copy()
             prepared.update(dict(headers))
@@ -486,9 +521,10 @@ class Remote:
                 not _names(headers, "accept-encoding")
             ):
                 prepared["accept-encoding"] = ACCEPT_ENCODING
-            if len(self._headers) >= _URL_CACHE:
-                self._headers.clear()
-            self._headers[headers] = prepared
+            if keep:
+                if len(self._headers) >= _URL_CACHE:
+                    self._headers.clear()
+                self._headers[headers] = prepared
         return prepared
 
     def _aiohttp_prepared(self, headers: tuple[tuple[str, str], ...]) -> Any:
@@ -543,6 +579,37 @@ class Remote:
             # whole exchange, and a session's default (300 s) must not apply.
             timeout = self._no_aiohttp_timeout = aiohttp.ClientTimeout()
         return timeout
+
+
+def _signed(
+    target: _Target,
+    method: str,
+    headers: Headers,
+    *,
+    json_body: Any,
+    data: Mapping[str, Any] | None,
+    files: Mapping[str, Any] | None,
+    sign: Signer,
+) -> tuple[Headers, bytes]:
+    """Encode the body once and sign the request; return the headers to send and the body.
+
+    What is signed is what every route sends unchanged: the request's own
+    headers, the body's content type (a multipart boundary included) and
+    Host. The client's default headers (Accept, User-Agent, Connection) are
+    not signed: a transport may rewrite them.
+    """
+    request = httpx.Request(
+        method, target.url, headers=headers, json=json_body, data=data, files=files
+    )
+    body = request.read()
+    own = list(headers)
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _names(headers, "content-type"):
+        own.append(("content-type", content_type))
+    signed = (*own, ("host", request.headers["host"]))
+    added = sign(method, target.text, signed, body)
+    # Host is left to the transport, which writes the same value.
+    return (*own, *added), body
 
 
 def _check_headers(headers: tuple[tuple[str, str], ...], url: str) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from statemachines import (
     MISSING,
+    Auth,
     Outcome,
     Spec,
     SpecError,
@@ -442,7 +443,7 @@ def test_builtin_credentials_come_from_the_environment(
     """Each built-in names its credential's variable and header, with no scheme prefix."""
     auth = load_builtin(name).service.auth
 
-    assert auth is not None
+    assert isinstance(auth, Auth)
     assert (auth.env, auth.header, auth.scheme, auth.required) == (
         env,
         header,
@@ -706,7 +707,7 @@ def test_every_optional_block_is_built_into_the_model() -> None:
     spec = load_document(document)
 
     job = spec.lifecycle("job")
-    assert spec.service.auth is not None
+    assert isinstance(spec.service.auth, Auth)
     assert spec.service.auth.scheme == "Bearer"
     assert spec.service.redact_pointers == ("/secret",)
     assert spec.service.redact_query_params == ("sig",)

@@ -22,6 +22,7 @@ from statemachines.errors import IllegalTransitionError
 #: machine, pointers, templates and the errors (issue 10).
 PUBLIC = [
     "Auth",
+    "AwsSigV4",
     "Backoff",
     "Body",
     "Cancel",
@@ -40,6 +41,7 @@ PUBLIC = [
     "Locator",
     "Lookup",
     "MISSING",
+    "OAuth2ClientCredentials",
     "ObserveRule",
     "Outcome",
     "Paging",
