@@ -528,7 +528,10 @@ def test_a_paging_stop_cannot_test_an_error_code() -> None:
 def _readme_fragments() -> list[dict[str, Any]]:
     """Return the JSON fragments of the README's "Reading replies" section, parsed."""
     text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Reading replies", 1)[1].split("\n## ", 1)[0]
+    # The section ends at the next heading, of any level.
+    section = re.split(
+        r"\n#{2,3} ", text.split("### Reading replies", 1)[1], maxsplit=1
+    )[0]
     blocks = re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL)
     return [json.loads("{" + block + "}") for block in blocks]
 
