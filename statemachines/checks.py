@@ -733,14 +733,21 @@ def _error_codes_observed(lifecycle: Lifecycle) -> Found:
             condition = tests.pop()
             tests.extend(condition.children)
             if condition.kind == "error" and condition.exists:
-                yield (
-                    f"{condition.location}/error",
-                    (
-                        "an error reply is never observed here: add an errors rule "
-                        'such as {"when": {"error": true}, "as": "observe"} so that '
-                        "this rule sees it"
-                    ),
-                )
+                yield f"{condition.location}/error", _unobserved(condition)
+
+
+def _unobserved(condition: Condition) -> str:
+    # The advice names this rule's own code: a rule observing every error
+    # would stop 5xx and 429 from being retried.
+    narrow = (
+        f'{{"error": "{condition.values[0]}"}}'
+        if condition.values
+        else '{"status": 404}'
+    )
+    return (
+        "an error reply is never observed here: add an errors rule such as "
+        f'{{"when": {narrow}, "as": "observe"}} so that this rule sees it'
+    )
 
 
 def _maps_sound(lifecycle: Lifecycle) -> Found:

@@ -29,6 +29,7 @@ from engine._core.state import End, JobState, Phase, Record
 from engine._core.wire import (
     Verdict,
     build_url,
+    classify,
     classify_reply,
     encode_body,
     error_code,
@@ -545,6 +546,14 @@ class _Stepper:
         errors = self.b.lifecycle.errors
         accepted = request.accepts(got.status)
         verdict = classify_reply(got, errors, accepted=accepted)
+        if (
+            verdict == "observe"
+            and not accepted
+            and request is not self.b.lifecycle.poll.request
+        ):
+            # Only a poll's observe rules read an error reply as a state; a
+            # submit, listing or result has no rules to read it by.
+            verdict = classify(got.status, errors, accepted=False)
         if verdict != "observe":
             error = status_error(
                 got, errors, self.b.redactor.text, retryable=verdict == "transient"

@@ -566,18 +566,29 @@ def test_the_readme_examples_load_in_a_spec() -> None:
 
 # -- error codes reach observe rules ---------------------------------------------------------
 
-UNSEEN = (
-    "an error reply is never observed here: add an errors rule such as "
-    '{"when": {"error": true}, "as": "observe"} so that this rule sees it'
-)
-
 
 def test_an_observed_error_code_no_error_reply_reaches_is_a_warning() -> None:
     """Error replies are classified before observe rules: without an observe rule, say so."""
-    spec = _loaded(_when({"any": [{"error": True}, {"error": False}]}))
+    condition = {"any": [{"error": True}, {"error": False}, {"error": ["Gone", "X"]}]}
 
+    def change(document: dict[str, Any], lifecycle: dict[str, Any]) -> None:
+        lifecycle["errors"] = {"code_pointer": "/code"}
+        _when(condition)(document, lifecycle)
+
+    spec = _loaded(change)
+
+    advice = "an error reply is never observed here: add an errors rule such as "
     assert [(w.pointer, w.message) for w in spec.warnings] == [
-        (f"{AT}/any/0/error", UNSEEN)
+        (
+            f"{AT}/any/0/error",
+            advice
+            + '{"when": {"status": 404}, "as": "observe"} so that this rule sees it',
+        ),
+        (
+            f"{AT}/any/2/error",
+            advice
+            + '{"when": {"error": "Gone"}, "as": "observe"} so that this rule sees it',
+        ),
     ]
 
 

@@ -452,3 +452,22 @@ def test_a_rate_limited_403_is_retried_and_a_plain_one_ends_the_job() -> None:
         15.0,
     )
     assert (denied.job.phase, denied.job.end) == (Phase.DONE, End.ERRORED)
+
+
+def test_an_error_rule_observing_a_submit_error_leaves_it_an_error() -> None:
+    """Only a poll reads an error reply as a state: a submit's 404 NotFound stays fatal."""
+    b = _bound_with_error_rules()
+    submitting = step.new_submission(
+        b, key="k1", inputs={"region": "eu", "api_version": "1"}, filters=None, now=0.0
+    )
+    got = reply(404, b"<Code>NotFound</Code>", url=f"{BASE}/regions/eu/jobs")
+
+    done = step.on_reply(b, submitting, got, now=10.0, rng=random.Random(0))
+
+    assert (done.job.phase, done.job.end, done.job.job_id) == (
+        Phase.DONE,
+        End.ERRORED,
+        "",
+    )
+    assert done.job.error is not None
+    assert (done.job.error["status"], done.job.error["code"]) == (404, "NotFound")
