@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from starlette.applications import Starlette
@@ -97,11 +98,14 @@ _LINE: dict[str, Any] = {
 }
 
 
-def _spec() -> Spec:
+def _spec(poll_body: Any = None) -> Spec:
+    batch = copy.deepcopy(_BATCH)
+    if poll_body is not None:
+        batch["poll"]["request"]["body"] = poll_body
     doc = {
         "spec_version": "1",
         "service": {"name": "bodies", "base_url": "http://127.0.0.1:9"},
-        "lifecycles": {"batch": copy.deepcopy(_BATCH), "line": copy.deepcopy(_LINE)},
+        "lifecycles": {"batch": batch, "line": copy.deepcopy(_LINE)},
     }
     return load_document(doc, source="bodies")
 
@@ -124,7 +128,12 @@ class _Service:
 
     async def _note(self, request: Request) -> Any:
         raw = await request.body()
-        body = await request.json() if raw else None
+        if request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            body: Any = parse_qs(raw.decode())
+        else:
+            body = await request.json() if raw else None
         self.seen.append((request.method, request.url.path, body))
         return body
 
@@ -202,3 +211,21 @@ async def test_a_cancel_is_a_patch_with_its_body() -> None:
     assert service.calls("/v1/batches/b1") == [
         {"status": "completed", "conclusion": "cancelled"}
     ]
+
+
+@pytest.mark.anyio
+async def test_a_form_body_is_sent_urlencoded() -> None:
+    """A form poll body sends its fields urlencoded: text, a boolean, a repeated field."""
+    service = _Service()
+    form = {"form": {"id": "{job_id}", "full": True, "tag": ["a", "{upload_ref}"]}}
+    with serving(service.app) as server:
+        async with AsyncEngine(base_urls={"bodies": server.url}) as engine:
+            job = await engine.submit(_spec(form), "batch", prompt="hi", count=3)
+            result = await engine.wait(job, timeout=10)
+
+    assert result.state == "completed"
+    assert service.calls("/v1/batches:get")[0] == {
+        "id": ["b1"],
+        "full": ["true"],
+        "tag": ["a", "up-3"],
+    }
