@@ -89,7 +89,9 @@ def test_enqueue_prints_the_key_and_leaves_the_job_to_a_worker(
     assert "completed: FULFILLED (success)" in printed
     assert "completed: REFUNDED (failure)" in printed
     steps = int(re.search(r"stopped after (\d+) steps", logged)[1])  # type: ignore[index]
-    assert steps >= 4  # two polls at least per top-up
+    # One poll at least per top-up: on a loaded machine the worker may start
+    # late enough that a top-up has ended in the service by its first poll.
+    assert steps >= 2
     assert re.search(r"^statepoll_worker_steps_total \d+$", metrics, re.MULTILINE)
     assert 'statepoll_worker_claim_lateness_seconds{quantile="0.99"}' in metrics
     assert "# TYPE statepoll_worker_in_flight gauge" in metrics
