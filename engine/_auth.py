@@ -54,6 +54,11 @@ MAX_TOKEN_REDIRECTS: Final = 3
 #: it (a late echo of a replaced token is still blanked), without the set
 #: growing by one string every renewal for as long as a worker runs.
 KEEP_TOKENS: Final = 8
+#: After a renewal ahead of expiry failed for a passing reason (a 503, a
+#: timeout), the token in hand is used for this long (seconds, times the time
+#: scale; never past its expiry) before the endpoint is asked again: a busy
+#: endpoint gets one renewal attempt per interval, not one per request.
+RENEW_RETRY: Final = 5.0
 #: What SigV4 adds to a request.
 _SIGNATURE_HEADERS: Final = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token")
 
@@ -102,6 +107,7 @@ class BearerToken:
         self._request = token_request(auth, client_id, client_secret)
         self._margin = auth.refresh_margin * scale
         self._hold = FATAL_HOLD * scale
+        self._renew_retry = RENEW_RETRY * scale
         self._secrets = secrets
         secrets.update(self._request.secrets)
         self._redactor = Redactor(secrets=secrets)
@@ -113,6 +119,8 @@ class BearerToken:
         self._finished = 0
         self._failure: RemoteError | None = None
         self._fatal_until: float | None = None
+        #: Until then a grant due for renewal is still used (a renewal failed).
+        self._quiet_until: float | None = None
         #: Token requests sent so far (redirect hops not counted).
         self.fetches = 0
 
@@ -181,18 +189,18 @@ class BearerToken:
                 ``transport`` when none came within ``timeout``.
         """
         current = self._grant
-        if current is not None and current is not stale and not current.due(now):
+        if self._fit(current, now=now, stale=stale):
+            assert current is not None  # noqa: S101 - narrows the type: _fit said so
             return current
         seen = self._finished
         try:
             async with asyncio.timeout(timeout), self._lock:
                 current = self._grant
-                if (
-                    current is not None
-                    and current is not stale
-                    and not current.due(now)
-                ):
-                    return current  # renewed by the request this one waited for
+                if self._fit(current, now=now, stale=stale):
+                    # Renewed by the request this one waited for, or kept
+                    # because that renewal failed for a passing reason.
+                    assert current is not None  # noqa: S101 - narrows the type
+                    return current
                 failure = self._failure
                 if failure is not None and (
                     self._finished != seen
@@ -243,15 +251,32 @@ class BearerToken:
                 and current is not stale
                 and (current.expires_at is None or now < current.expires_at)
             ):
-                # A renewal ahead of expiry failed: the token in hand still works.
+                # A renewal ahead of expiry failed: the token in hand still
+                # works; every request uses it until the endpoint is asked again.
+                self._quiet_until = now + self._renew_retry
                 return current
             raise
         self._finished += 1
         self._failure = None
         self._fatal_until = None
+        self._quiet_until = None
         self._learn(grant.token)
         self._grant = grant
         return grant
+
+    def _fit(self, grant: Grant | None, *, now: float, stale: Grant | None) -> bool:
+        """Whether ``grant`` may be used at ``now`` without asking the endpoint."""
+        if grant is None or grant is stale:
+            return False
+        if not grant.due(now):
+            return True
+        # Due for renewal, but the last renewal failed for a passing reason:
+        # keep using it, until it expires, while the endpoint gets its rest.
+        return (
+            self._quiet_until is not None
+            and now < self._quiet_until
+            and (grant.expires_at is None or now < grant.expires_at)
+        )
 
     def _learn(self, token: str) -> None:
         """Add ``token`` to the live secrets; let go of the oldest beyond KEEP_TOKENS."""

@@ -24,8 +24,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine import AsyncEngine, CredentialError, Event, RemoteError
+from engine._auth import BearerToken, credential_for
+from engine._remote import Remote
 from engine.simulators import ServerHandle, serving
-from statemachines import Spec, load_document
+from statemachines import OAuth2ClientCredentials, Spec, load_document
 
 pytestmark = pytest.mark.anyio
 
@@ -446,3 +448,115 @@ async def test_an_unset_client_secret_is_refused_before_any_request() -> None:
         "toy: set the environment variable TOY_CLIENT_SECRET to the OAuth2 client secret"
     )
     assert provider.token_requests == []
+
+
+# -- the shared token on an explicit clock ---------------------------------------------------
+
+
+def _bearer(token_url: str, secrets: set[str] | None = None) -> BearerToken:
+    auth = _spec(token_url, auth={"token_url": f"{token_url}/oauth/token"}).service.auth
+    assert isinstance(auth, OAuth2ClientCredentials)
+    credential = credential_for(
+        "toy",
+        auth,
+        base_url=token_url,
+        env=ENV,
+        secrets=set() if secrets is None else secrets,
+        scale=1.0,
+    )
+    assert isinstance(credential, BearerToken)
+    return credential
+
+
+@contextlib.asynccontextmanager
+async def _remote() -> AsyncIterator[Remote]:
+    async with httpx.AsyncClient() as client:
+        yield Remote(client)
+
+
+async def test_a_failed_renewal_keeps_the_token_in_hand_until_it_expires() -> None:
+    """A 503 at renewal: the token in hand is kept; asked again after 5 s, not per job."""
+    provider = Provider(expires_in=100.0)
+    with _served(provider.app()) as idp:
+        token = _bearer(idp.url)
+        async with _remote() as remote:
+            first = await token.grant(remote, now=0.0, timeout=BOUND)
+            provider.refusal = (503, {"error": "temporarily_unavailable"})
+            kept = [
+                await token.grant(remote, now=now, timeout=BOUND)
+                for now in (50.0, 51.0, 54.9)
+            ]
+            again = await token.grant(remote, now=55.0, timeout=BOUND)
+            with pytest.raises(RemoteError) as info:
+                await token.grant(remote, now=100.0, timeout=BOUND)
+
+    assert first.refresh_at == 50.0  # half of a 100 s life: less than the 60 s margin
+    assert kept == [first] * 3
+    assert again is first
+    assert token.fetches == 4  # at 0, 50, 55 and 100: not at 51 or 54.9
+    assert (info.value.kind, info.value.retryable) == ("auth", True)
+
+
+async def test_a_fatal_refusal_stands_for_a_minute_then_is_asked_again() -> None:
+    """invalid_client is not asked again for 60 s; after that, one new request."""
+    provider = Provider(refusal=(400, {"error": "invalid_client"}))
+    with _served(provider.app()) as idp:
+        token = _bearer(idp.url)
+        async with _remote() as remote:
+            for now in (0.0, 30.0, 59.9):
+                with pytest.raises(RemoteError):
+                    await token.grant(remote, now=now, timeout=BOUND)
+            provider.refusal = None
+            grant = await token.grant(remote, now=60.0, timeout=BOUND)
+
+    assert token.fetches == 2
+    assert grant.token == "tok-1"
+
+
+async def test_a_token_request_redirected_in_a_loop_is_given_up() -> None:
+    """Same-origin 307s past three hops: a fatal auth error, not an endless loop."""
+    looping = Provider()
+    with _served(looping.app()) as idp:
+        token = _bearer(idp.url)
+        looping.redirect = f"{idp.url}/oauth/token"
+        async with _remote() as remote:
+            with pytest.raises(RemoteError) as info:
+                await token.grant(remote, now=0.0, timeout=BOUND)
+
+    assert (info.value.kind, info.value.retryable) == ("auth", False)
+    assert str(info.value) == (
+        "too many redirects from token endpoint 127.0.0.1/oauth/token"
+    )
+    assert len(looping.token_requests) == 4
+
+
+async def test_a_token_endpoint_that_does_not_answer_in_time_is_a_transport_error() -> (
+    None
+):
+    """No token within the request's timeout: retryable, naming host and path."""
+    provider = Provider(delay=0.5)
+    with _served(provider.app()) as idp:
+        token = _bearer(idp.url)
+        async with _remote() as remote:
+            with pytest.raises(RemoteError) as info:
+                await token.grant(remote, now=0.0, timeout=0.1)
+
+    assert (info.value.kind, info.value.retryable) == ("transport", True)
+    assert str(info.value) == "no token from 127.0.0.1/oauth/token within 0.1 s"
+
+
+async def test_old_tokens_leave_the_secret_set_past_eight() -> None:
+    """The live secret set keeps the last eight tokens and the client secret, not every token."""
+    provider = Provider(expires_in=10.0)
+    secrets: set[str] = set()
+    with _served(provider.app()) as idp:
+        token = _bearer(idp.url, secrets)
+        async with _remote() as remote:
+            for n in range(10):
+                await token.grant(remote, now=n * 10.0, timeout=BOUND)
+
+    assert token.fetches == 10
+    assert {s for s in secrets if s.startswith("tok-")} == {
+        f"tok-{n}" for n in range(3, 11)
+    }
+    assert SECRET in secrets
