@@ -732,9 +732,10 @@ class AsyncEngine:
         if live.job.done:
             return
         step = core.forget(live.b, live.job, now=self._clock.now())
-        # A request on the wire is answered into the void: its step sees that
-        # the job it was sent for is not the current one any more.
+        # A request on the wire is given up: its step sees that the job it
+        # was sent for is not the current one any more, and frees its slot.
         live.job = step.job
+        self._run.abandon(live)
         await self._run.commit(live, step)
 
     def state_of(self, job: JobRef) -> str:

@@ -31,7 +31,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Mapping
-from typing import Final, Generic, Literal, Protocol, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -122,6 +122,7 @@ class Live:
         "poll_link",
         "poll_url",
         "result",
+        "sending",
         "waiter",
     )
 
@@ -141,6 +142,8 @@ class Live:
         self.handed = False
         self.waiter: asyncio.Future[JobResult] | None = None
         self.cancel_waiter: asyncio.Future[bool] | None = None
+        #: The task awaiting this job's request on the wire, while it does.
+        self.sending: asyncio.Task[Any] | None = None
 
 
 class ServiceSlot:
@@ -490,7 +493,18 @@ class Scheduler:
                 # cannot fill, a link to nowhere): a classified end, not a bug.
                 await self.commit(live, core.abort(b, job, exc, now=self.clock.now()))
                 return
-            got = await self.send(b, out, job)
+            live.sending = asyncio.current_task()
+            try:
+                got = await self.send(b, out, job)
+            except asyncio.CancelledError:
+                if live.job is job:
+                    raise  # the engine is closing
+                # abandon(): the job was forgotten while its request was out.
+                # Its slot is freed now, not when a stalled server lets go.
+                _uncancel()
+                return
+            finally:
+                live.sending = None
             if live.job is not job:
                 return  # forgotten (or taken over) while the request was out
             step = core.on_reply(b, job, got, now=self.clock.now(), rng=self.rng)
@@ -517,6 +531,15 @@ class Scheduler:
                 waiting = slot.waiting.popleft()
                 if not waiting.job.done and not waiting.in_flight:
                     self.start(waiting)
+
+    def abandon(self, live: Live) -> None:
+        """Give up ``live``'s request on the wire, if any: its answer would go nowhere.
+
+        Call after replacing ``live.job``: the step sending the request then
+        returns at once and frees its slots.
+        """
+        if live.sending is not None:
+            live.sending.cancel()
 
     def outgoing(self, live: Live) -> core.Outgoing:
         job = live.job
@@ -553,3 +576,10 @@ class Scheduler:
             if live.result is not None:
                 live.waiter.set_result(live.result)
         return live.waiter
+
+
+def _uncancel() -> None:
+    """Take back the cancellation ``Scheduler.abandon`` asked for: the task goes on."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()

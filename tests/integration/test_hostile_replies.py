@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from engine import AsyncEngine, RemoteError
+from engine import AsyncEngine, RemoteError, Retrying
 from statemachines import Spec, load_document
 
 BOMB = b"[" * 100_000
@@ -93,8 +93,17 @@ class _Server:
                 if body is None:
                     await asyncio.sleep(3600)
                     return
+                status, headers = b"200 OK", b""
+                kind = path.strip("/").split("/", 1)[0]
+                if kind == "busy" and self.targets.count(path) == 1:
+                    status = b"503 Service Unavailable"
+                elif kind == "huge" and method == b"GET":
+                    headers = b"X-Huge: " + b"a" * 10_000_000 + b"\r\n"
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"HTTP/1.1 "
+                    + status
+                    + b"\r\nContent-Type: application/json\r\n"
+                    + headers
                     + f"Content-Length: {len(body)}\r\n\r\n".encode()
                     + body
                 )
@@ -201,3 +210,61 @@ async def test_a_dot_dot_job_id_reaches_the_server_inside_its_segment() -> None:
             await engine.wait(job)
 
     assert server.targets == ["/ok/%2E%2E"]
+
+
+@pytest.mark.anyio
+async def test_forgetting_a_stalled_job_frees_its_slot_at_once() -> None:
+    """With one request in flight allowed, forget() on a stalled job lets the next job go."""
+    doc = copy.deepcopy(DOC)
+    doc["service"]["max_in_flight"] = 1
+    doc["lifecycles"]["job"]["errors"]["timeout"] = 60.0  # the stall outlasts the test
+    spec = load_document(doc, source="hostile-replies")
+    async with _engine() as (server, engine):
+        stalled = await engine.track(spec, "job", "s1", kind="stall")
+        async with asyncio.timeout(10):
+            while "/stall/s1" not in server.targets:
+                await asyncio.sleep(0.01)
+        healthy = await engine.track(spec, "job", "h1", kind="ok")
+        await asyncio.sleep(0.2)
+        assert "/ok/h1" not in server.targets  # the stalled job holds the only slot
+
+        started = time.monotonic()
+        await engine.forget(stalled)
+        async with asyncio.timeout(10):
+            result = await engine.wait(healthy)
+        took = time.monotonic() - started
+
+    assert result.state == "Done"
+    assert took < 2.0  # not the stalled request's 60 s timeout
+
+
+@pytest.mark.anyio
+async def test_a_retry_is_an_event_hooks_receive() -> None:
+    """A poll answered 503 then 200: a ``retrying`` event says why and when, then the job ends."""
+    seen: list[Retrying] = []
+    async with _engine() as (_, engine):
+        engine.on("retrying", seen.append)
+        job = await engine.track(_spec(), "job", "b1", kind="busy")
+        async with asyncio.timeout(10):
+            result = await engine.wait(job)
+
+    assert result.state == "Done"
+    [event] = seen
+    assert (event.job_id, event.state) == ("b1", "Running")
+    assert "503" in event.error
+    assert event.failures == 1
+    assert event.delay > 0
+
+
+@pytest.mark.anyio
+async def test_a_10_mb_header_ends_the_job_with_a_classified_error() -> None:
+    """A poll answered with a 10 MB header: a RemoteError through wait(), never an internal one."""
+    async with _engine() as (server, engine):
+        job = await engine.track(_spec(), "job", "h1", kind="huge")
+        with pytest.raises(RemoteError) as info:
+            async with asyncio.timeout(15):
+                await engine.wait(job)
+
+    assert "internal" not in str(info.value)
+    assert info.value.kind in ("transport", "protocol")
+    assert server.targets.count("/huge/h1") >= 1
