@@ -67,6 +67,8 @@ class _Server:
     def __init__(self) -> None:
         self.targets: list[str] = []
         self.tasks: set[asyncio.Task[Any]] = set()
+        #: Notified on every request received.
+        self.received = asyncio.Condition()
 
     async def handle(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -89,6 +91,8 @@ class _Server:
                 await reader.readexactly(length)
                 path = target.decode()
                 self.targets.append(path)
+                async with self.received:
+                    self.received.notify_all()
                 body = self.answer(method, path)
                 if body is None:
                     await asyncio.sleep(3600)
@@ -221,9 +225,8 @@ async def test_forgetting_a_stalled_job_frees_its_slot_at_once() -> None:
     spec = load_document(doc, source="hostile-replies")
     async with _engine() as (server, engine):
         stalled = await engine.track(spec, "job", "s1", kind="stall")
-        async with asyncio.timeout(10):
-            while "/stall/s1" not in server.targets:
-                await asyncio.sleep(0.01)
+        async with asyncio.timeout(10), server.received:
+            await server.received.wait_for(lambda: "/stall/s1" in server.targets)
         healthy = await engine.track(spec, "job", "h1", kind="ok")
         await asyncio.sleep(0.2)
         assert "/ok/h1" not in server.targets  # the stalled job holds the only slot
