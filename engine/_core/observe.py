@@ -46,7 +46,7 @@ def holds(  # noqa: PLR0911 - one return per condition kind reads best
     """Whether ``condition`` holds for a response.
 
     ``code`` is the service's error code read from the response (see
-    ``wire.error_code``), for ``error`` conditions.
+    ``verdict.error_code``), for ``error`` conditions.
     """
     kind = condition.kind
     if kind == "status":

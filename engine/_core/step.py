@@ -24,22 +24,23 @@ from engine._core import timing
 from engine._core.advance import advance
 from engine._core.binding import Binding
 from engine._core.observe import Observation, observe
+from engine._core.paging import next_cursor, next_page
 from engine._core.reply import Reply, where
 from engine._core.state import End, JobState, Phase, Record
-from engine._core.wire import (
+from engine._core.verdict import (
     Verdict,
-    build_url,
     classify,
     classify_reply,
-    encode_body,
     error_code,
     error_fields,
+    status_error,
+)
+from engine._core.wire import (
+    build_url,
+    encode_body,
     locate,
-    next_cursor,
-    next_page,
     read_values,
     render_body,
-    status_error,
     submit_links,
 )
 from engine._errors import CancelError, InputError, RemoteError

@@ -1,10 +1,9 @@
 """What goes on the wire and what comes back, decided without touching it.
 
 URLs (links located in earlier responses, or the spec's path template and
-query), request bodies, item pages, and the classification of a status into
-observe / transient / fatal with the service's own error code and message.
-Everything a service sends back that ends up in a message is redacted here,
-before it reaches an error, an event or a log.
+query), request bodies, and values read from replies for later requests.
+Item pages are ``paging``'s; what a reply's status and error mean,
+``verdict``'s.
 """
 
 from __future__ import annotations
@@ -12,20 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, NoReturn
-from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urljoin, urlsplit
+from typing import Any
+from urllib.parse import quote, unquote_plus, urlencode, urljoin
 
-from engine._core.observe import holds
 from engine._core.reply import Reply, where
 from engine._errors import InputError, RemoteError
 from statemachines import (
     MISSING,
     Body,
-    Errors,
-    ErrorSource,
     Lifecycle,
     Locator,
-    Paging,
     Request,
     Template,
     TemplateError,
@@ -36,37 +31,18 @@ from statemachines import (
 )
 
 __all__ = [
-    "Verdict",
     "build_url",
-    "classify",
-    "classify_reply",
     "encode_body",
     "encode_path_value",
-    "error_code",
-    "error_fields",
-    "error_message",
     "expand",
     "locate",
     "merge_query",
-    "next_cursor",
-    "next_page",
     "query_params",
     "read_values",
     "render_body",
-    "status_error",
     "submit_links",
     "template_fields",
 ]
-
-Verdict = Literal["observe", "transient", "fatal"]
-
-#: Service-provided text is cut to this many characters in messages.
-_TEXT_CAP = 300
-#: Service-provided text is redacted on its first cap + this many characters.
-_REDACT_MARGIN = 1024
-#: A pattern on an error body's text searches this many bytes of it at most.
-_TEXT_SEARCHED = 64 * 1024
-_NO_HEADERS: Mapping[str, str] = {}
 
 
 def template_fields(request: Request) -> set[str]:
@@ -418,257 +394,3 @@ def _file_part(value: Any) -> Any:
         return ("upload", value, "application/octet-stream")
     path = Path(value)
     return (path.name, path.read_bytes(), "application/octet-stream")
-
-
-def next_page(
-    paging: Paging,
-    body: Any,
-    *,
-    url: str,
-    base_url: str,
-    listed: int,
-    count: int,
-    status: int = 200,
-    headers: Mapping[str, str] = _NO_HEADERS,
-) -> str | None:
-    """Return the next page's URL after a page at ``url``, or ``None`` after the last.
-
-    ``listed`` counts the entries read so far in this listing (this page's
-    included), ``count`` this page's entries. The page is the last when the
-    spec's ``stop_when`` holds for it (``has_more: false``), whatever cursor
-    or link it carries; ``max_pages`` is the caller's to apply.
-
-    Raises:
-        RemoteError: (protocol, not retried) the page names itself as the
-            next one: its cursor is the one just sent, or its next link is
-            its own URL. Following it would read the same page until
-            ``max_pages``.
-    """
-    if paging.stop_when is not None and holds(paging.stop_when, status, headers, body):
-        return None
-    if paging.kind == "next_link":
-        return _next_link(paging, body, url=url, base_url=base_url)
-    if paging.kind == "skip":
-        full = paging.page_size is None or count >= paging.page_size
-        if count and full and paging.skip_param:
-            return merge_query(url, {paging.skip_param: str(listed)})
-        return None
-    return _next_cursor(paging, body, url=url)
-
-
-def _next_link(paging: Paging, body: Any, *, url: str, base_url: str) -> str | None:
-    for pointer in paging.next_pointers:
-        link = resolve_pointer(body, pointer)
-        if isinstance(link, str) and link:
-            # The link carries its own query (skip, top, filters).
-            following = _join(base_url, link)
-            if following == url:
-                _repeated("next link", url)
-            return following
-    return None
-
-
-def _next_cursor(paging: Paging, body: Any, *, url: str) -> str | None:
-    for pointer in paging.next_pointers:
-        token = resolve_pointer(body, pointer)
-        if isinstance(token, str) and token and paging.cursor_param:
-            if token == _sent(url, paging.cursor_param):
-                _repeated("cursor", url)
-            return merge_query(url, {paging.cursor_param: token})
-    return None
-
-
-def next_cursor(
-    paging: Paging,
-    body: Any,
-    *,
-    sent: str | None,
-    url: str,
-    status: int = 200,
-    headers: Mapping[str, str] = _NO_HEADERS,
-) -> str | None:
-    """Return the cursor a page gives for the next one (sent in a request body), or ``None``.
-
-    ``sent`` is the cursor this page was asked with. As with ``next_page``,
-    ``stop_when`` ends the listing whatever cursor the page carries.
-
-    Raises:
-        RemoteError: (protocol, not retried) the page gives back the cursor
-            it was asked with: following it would read it until ``max_pages``.
-    """
-    if paging.stop_when is not None and holds(paging.stop_when, status, headers, body):
-        return None
-    for pointer in paging.next_pointers:
-        token = resolve_pointer(body, pointer)
-        if isinstance(token, str) and token:
-            if token == sent:
-                _repeated("cursor", url)
-            return token
-    return None
-
-
-def _sent(url: str, param: str) -> str | None:
-    """Return the value of query parameter ``param`` in ``url`` (the last one), if any."""
-    found = None
-    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
-        if name == param:
-            found = value
-    return found
-
-
-def _repeated(what: str, url: str) -> NoReturn:
-    # Neither the cursor nor the URL's query goes into the message: both may be tokens.
-    msg = (
-        f"the page at {where(url)} gives the same {what} as the page before: "
-        "the listing would never end"
-    )
-    raise RemoteError(msg, kind="protocol", retryable=False)
-
-
-def classify(status: int, errors: Errors, *, accepted: bool) -> Verdict:
-    """Classify an HTTP status by the spec's error rules.
-
-    Order: ``retry_status``, then ``fatal_status``, then statuses the request
-    accepts (observed); any other 5xx is transient and any other status fatal.
-    """
-    if status in errors.retry_status:
-        return "transient"
-    if status in errors.fatal_status:
-        return "fatal"
-    if accepted:
-        return "observe"
-    return "transient" if status >= 500 else "fatal"
-
-
-def classify_reply(reply: Reply, errors: Errors, *, accepted: bool) -> Verdict:
-    """Classify a response by the spec's error rules, then by its status.
-
-    The first of ``errors.rules`` whose condition holds decides (they may
-    test headers, the body and the service's error code); with none,
-    :func:`classify` decides by the status alone, as it always has.
-    """
-    if errors.rules:
-        body = _lenient_json(reply)
-        code = error_code(reply, errors)
-        for rule in errors.rules:
-            if holds(rule.when, reply.status, reply.headers, body, code=code):
-                return rule.verdict
-    return classify(reply.status, errors, accepted=accepted)
-
-
-def error_code(reply: Reply, errors: Errors) -> str | None:
-    """Return the service's error code in ``reply``, or ``None``.
-
-    Read at ``code_pointer``, then by ``code_from`` (a pointer, a header, or
-    a pattern on the body's text), the first value found winning. Not
-    redacted: for conditions; :func:`status_error` redacts what it shows.
-    """
-    if not errors.reads_code:
-        return None
-    return _error_text(reply, errors.code_pointers, errors.code_from)
-
-
-def error_message(reply: Reply, errors: Errors) -> str | None:
-    """Return the service's error message in ``reply``, or ``None`` (not redacted)."""
-    if not (errors.message_pointers or errors.message_from):
-        return None
-    return _error_text(reply, errors.message_pointers, errors.message_from)
-
-
-def _lenient_json(reply: Reply) -> Any:
-    """Return the body as JSON, or ``None`` when it is not (an HTML or XML error page)."""
-    try:
-        return reply.json()
-    except RemoteError:
-        return None
-
-
-def _error_text(
-    reply: Reply, pointers: tuple[str, ...], sources: tuple[ErrorSource, ...]
-) -> str | None:
-    body = _lenient_json(reply) if pointers or sources else None
-    found = _first(body, pointers) if body is not None else None
-    for source in sources:
-        if found is not None:
-            break
-        found = _from_source(source, reply, body)
-    return found
-
-
-def _from_source(source: ErrorSource, reply: Reply, body: Any) -> str | None:
-    if source.header is not None:
-        value: str | None = reply.headers.get(source.header.lower())
-    elif source.pointer is not None:
-        value = _first(body, (source.pointer,)) if body is not None else None
-    else:
-        # The body's text, searched by the pattern alone (an XML <Code>).
-        value = reply.body[:_TEXT_SEARCHED].decode("utf-8", errors="replace")
-    if value is None or source.pattern is None:
-        return value or None
-    match = re.search(source.pattern, value)
-    if match is None:
-        return None
-    return (match.group(1) if match.groups() else match.group(0)) or None
-
-
-def status_error(
-    reply: Reply, errors: Errors, redact: Any, *, retryable: bool
-) -> RemoteError:
-    """Return the error for a status the spec does not accept.
-
-    ``retryable`` comes from the classification, never from the message.
-    The service's own code and message (read where the spec says) are
-    redacted by ``redact`` (a ``str -> str``) and cut to a readable length:
-    a service may echo the key it received, and a hostile one may send a
-    megabyte.
-    """
-    code = error_code(reply, errors)
-    message = error_message(reply, errors)
-    if code is not None:
-        code = _shown(code, 100, redact)
-    if message is not None:
-        message = _shown(message, _TEXT_CAP, redact)
-    detail = f" {code}" if code else ""
-    text = f": {message}" if message else ""
-    how = "retryable" if retryable else "fatal"
-    msg = f"HTTP {reply.status}{detail} from {where(reply.url)} ({how}){text}"
-    return RemoteError(
-        msg,
-        kind="status",
-        status=reply.status,
-        code=code,
-        remote_message=message,
-        retryable=retryable,
-    )
-
-
-def _first(body: Any, pointers: tuple[str, ...]) -> str | None:
-    for pointer in pointers:
-        found = resolve_pointer(body, pointer)
-        if found is not MISSING and found is not None:
-            return str(found) if not isinstance(found, str) else found
-    return None
-
-
-def _shown(text: str, cap: int, redact: Any) -> str:
-    # Redacted before the cut, or a secret straddling it would be left half
-    # visible; on a window, not the whole text, so that a hostile megabyte of
-    # "sig=…&" pairs is not scanned in full. Only a secret longer than the
-    # margin could still straddle the window's end.
-    return _cut(redact(text[: cap + _REDACT_MARGIN]), cap)
-
-
-def _cut(text: str, cap: int) -> str:
-    return text if len(text) <= cap else text[: cap - 3] + "..."
-
-
-def error_fields(error: RemoteError) -> dict[str, Any]:
-    """Return a classified error as the JSON a job snapshot keeps."""
-    return {
-        "kind": error.kind,
-        "status": error.status,
-        "code": error.code,
-        "message": str(error),
-        "remote_message": error.remote_message,
-        "retryable": error.retryable,
-    }

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from engine._core import step, timing, wire
+from engine._core import step, timing
 from engine._core.binding import Binding
+from engine._core.paging import next_page
 from engine._core.redact import Redactor
 from engine._core.state import End, Phase
+from engine._core.verdict import classify_reply, error_code, error_message, status_error
 from engine._errors import RemoteError
 from statemachines import Lifecycle
 from statemachines.spec import (
@@ -66,8 +68,8 @@ def test_a_403_with_retry_after_is_transient_and_one_without_stays_fatal() -> No
     limited = reply(403, {}, {"Retry-After": "3"})
     denied = reply(403, {})
 
-    assert wire.classify_reply(limited, errors, accepted=False) == "transient"
-    assert wire.classify_reply(denied, errors, accepted=False) == "fatal"
+    assert classify_reply(limited, errors, accepted=False) == "transient"
+    assert classify_reply(denied, errors, accepted=False) == "fatal"
 
 
 def test_the_first_rule_that_holds_decides() -> None:
@@ -77,8 +79,8 @@ def test_the_first_rule_that_holds_decides() -> None:
         (Condition(kind="status", status=(409, 410)), "fatal"),
     )
 
-    assert wire.classify_reply(reply(409, {}), errors, accepted=False) == "observe"
-    assert wire.classify_reply(reply(410, {}), errors, accepted=False) == "fatal"
+    assert classify_reply(reply(409, {}), errors, accepted=False) == "observe"
+    assert classify_reply(reply(410, {}), errors, accepted=False) == "fatal"
 
 
 def test_a_rule_may_test_the_error_code_in_an_xml_body() -> None:
@@ -89,8 +91,8 @@ def test_a_rule_may_test_the_error_code_in_an_xml_body() -> None:
     )
     xml = b"<Error><Code>SlowDown</Code><Message>later</Message></Error>"
 
-    assert wire.classify_reply(reply(400, xml), errors, accepted=False) == "transient"
-    assert wire.error_code(reply(400, xml), errors) == "SlowDown"
+    assert classify_reply(reply(400, xml), errors, accepted=False) == "transient"
+    assert error_code(reply(400, xml), errors) == "SlowDown"
 
 
 def test_a_rule_may_test_a_body_value() -> None:
@@ -99,18 +101,18 @@ def test_a_rule_may_test_a_body_value() -> None:
         (Condition(kind="equals", pointer="/reason", values=("quota",)), "transient")
     )
 
-    assert wire.classify_reply(
-        reply(403, {"reason": "quota"}), errors, accepted=False
-    ) == ("transient")
+    assert classify_reply(reply(403, {"reason": "quota"}), errors, accepted=False) == (
+        "transient"
+    )
 
 
 def test_without_rules_classify_reply_is_the_status_classification() -> None:
     """No rule: today's retry_status / fatal_status / acceptance order, unchanged."""
     errors = Errors()
 
-    assert wire.classify_reply(reply(429), errors, accepted=False) == "transient"
-    assert wire.classify_reply(reply(403), errors, accepted=False) == "fatal"
-    assert wire.classify_reply(reply(200), errors, accepted=True) == "observe"
+    assert classify_reply(reply(429), errors, accepted=False) == "transient"
+    assert classify_reply(reply(403), errors, accepted=False) == "fatal"
+    assert classify_reply(reply(200), errors, accepted=True) == "observe"
 
 
 # -- error codes and messages ----------------------------------------------------------------
@@ -120,41 +122,41 @@ def test_an_error_code_is_read_from_a_header_first_when_listed_first() -> None:
     """x-amzn-ErrorType 'Code:https://…' gives 'Code' (the pattern's group)."""
     got = reply(400, {"__type": "other"}, {"x-amzn-ErrorType": "Throttling:http://x"})
 
-    assert wire.error_code(got, AMZN) == "Throttling"
+    assert error_code(got, AMZN) == "Throttling"
 
 
 def test_an_error_code_falls_back_to_the_next_source() -> None:
     """Without the header, the body's __type (namespace cut off) is the code."""
     got = reply(400, {"__type": "com.amazon#ResourceNotFoundException"})
 
-    assert wire.error_code(got, AMZN) == "ResourceNotFoundException"
+    assert error_code(got, AMZN) == "ResourceNotFoundException"
 
 
 def test_code_pointer_is_read_before_code_from() -> None:
     """code_pointer keeps its place: read first."""
     errors = Errors(code_pointers=("/code",), code_from=(ErrorSource(header="x-c"),))
 
-    assert wire.error_code(reply(400, {"code": "A"}, {"x-c": "B"}), errors) == "A"
-    assert wire.error_code(reply(400, {}, {"x-c": "B"}), errors) == "B"
+    assert error_code(reply(400, {"code": "A"}, {"x-c": "B"}), errors) == "A"
+    assert error_code(reply(400, {}, {"x-c": "B"}), errors) == "B"
 
 
 def test_no_error_code_when_no_source_has_one() -> None:
     """No header, no JSON, no pattern match: no code."""
     got = reply(400, b"<html>oops</html>")
 
-    assert wire.error_code(got, AMZN) is None
+    assert error_code(got, AMZN) is None
 
 
 def test_no_error_code_without_sources() -> None:
     """A spec that says nothing about codes reads none."""
-    assert wire.error_code(reply(400, {"code": "A"}), Errors()) is None
+    assert error_code(reply(400, {"code": "A"}), Errors()) is None
 
 
 def test_a_pattern_without_a_group_keeps_the_whole_match() -> None:
     """A pattern with no group gives what it matched."""
     errors = Errors(code_from=(ErrorSource(header="x-c", pattern="E[0-9]+"),))
 
-    assert wire.error_code(reply(400, None, {"x-c": "code E42 here"}), errors) == "E42"
+    assert error_code(reply(400, None, {"x-c": "code E42 here"}), errors) == "E42"
 
 
 def test_an_empty_header_or_match_is_no_code() -> None:
@@ -169,24 +171,24 @@ def test_an_empty_header_or_match_is_no_code() -> None:
 
     got = reply(400, None, {"x-a": "", "x-b": "", "x-c": "C"})
 
-    assert wire.error_code(got, errors) == "C"
+    assert error_code(got, errors) == "C"
 
 
 def test_a_pointer_source_on_a_body_that_is_not_json_gives_nothing() -> None:
     """A pointer source reads JSON only."""
     errors = Errors(code_from=(ErrorSource(pointer="/code"),))
 
-    assert wire.error_code(reply(400, b"<x/>"), errors) is None
+    assert error_code(reply(400, b"<x/>"), errors) is None
 
 
 def test_an_error_message_is_read_from_message_from() -> None:
     """message_from is read after message_pointer, and shows in the status error."""
     got = reply(403, {"__type": "AccessDenied", "message": "no"}, url=f"{BASE}/j?s=1")
 
-    error = wire.status_error(got, AMZN, Redactor().text, retryable=False)
+    error = status_error(got, AMZN, Redactor().text, retryable=False)
 
     assert (error.code, error.remote_message) == ("AccessDenied", "no")
-    assert wire.error_message(got, Errors()) is None
+    assert error_message(got, Errors()) is None
 
 
 # -- wait hints ------------------------------------------------------------------------------
@@ -316,7 +318,7 @@ PAGE_URL = f"{BASE}/docs?after=c1"
 
 
 def _following(paging: Paging, body: Any, *, url: str = PAGE_URL) -> str | None:
-    return wire.next_page(paging, body, url=url, base_url=BASE, listed=2, count=2)
+    return next_page(paging, body, url=url, base_url=BASE, listed=2, count=2)
 
 
 def test_a_stop_flag_ends_the_listing_even_with_a_cursor() -> None:
@@ -342,7 +344,7 @@ def test_a_stop_condition_may_read_the_pages_headers() -> None:
         stop_when=Condition(kind="equals", header="x-last", values=("1",)),
     )
 
-    last = wire.next_page(
+    last = next_page(
         paging,
         {"next": "/docs?page=3"},
         url=PAGE_URL,

@@ -11,6 +11,7 @@ import pytest
 
 from engine._core import step, wire
 from engine._core.binding import Binding, bind
+from engine._core.paging import next_cursor
 from engine._core.reply import Reply
 from engine._core.state import JobState, Phase
 from engine._errors import InputError, RemoteError
@@ -175,10 +176,8 @@ class TestReadValues:
 
         url = "http://h/lines"
 
-        assert (
-            wire.next_cursor(paging, {"a": "", "b": "t2"}, sent=None, url=url) == "t2"
-        )
-        assert wire.next_cursor(paging, {"a": 5}, sent=None, url=url) is None
+        assert next_cursor(paging, {"a": "", "b": "t2"}, sent=None, url=url) == "t2"
+        assert next_cursor(paging, {"a": 5}, sent=None, url=url) is None
 
     def test_next_cursor_stops_when_the_page_says_it_is_the_last(self) -> None:
         """stop_when ends a body-cursor listing whatever cursor the page carries."""
@@ -186,11 +185,9 @@ class TestReadValues:
         paging = Paging(kind="cursor", next_pointers=("/next",), stop_when=last)
         page = {"next": "t3", "has_more": False}
 
-        assert wire.next_cursor(paging, page, sent="t2", url="http://h/l") is None
+        assert next_cursor(paging, page, sent="t2", url="http://h/l") is None
         assert (
-            wire.next_cursor(
-                paging, {**page, "has_more": True}, sent="t2", url="http://h/l"
-            )
+            next_cursor(paging, {**page, "has_more": True}, sent="t2", url="http://h/l")
             == "t3"
         )
 
@@ -199,7 +196,7 @@ class TestReadValues:
         paging = Paging(kind="cursor", next_pointers=("/next",))
 
         with pytest.raises(RemoteError, match="same cursor") as caught:
-            wire.next_cursor(paging, {"next": "t2"}, sent="t2", url="http://h/l")
+            next_cursor(paging, {"next": "t2"}, sent="t2", url="http://h/l")
 
         assert caught.value.kind == "protocol"
         assert not caught.value.retryable

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from engine._core import wire
+from engine._core.paging import next_page
 from engine._core.redact import REDACTED, Redactor
+from engine._core.verdict import classify, error_fields, status_error
 from engine._errors import InputError, RemoteError
 from statemachines import Errors, Lifecycle, Locator, Paging, Request
 from tests.engine.core.conftest import BASE, lifecycle_of, load, reply, toy_document
@@ -469,7 +471,7 @@ def _paging(kind: str, **fields: Any) -> Paging:
 def _next_page(
     paging: Paging, body: Any, *, listed: int = 2, count: int = 2
 ) -> str | None:
-    return wire.next_page(
+    return next_page(
         paging,
         body,
         url=f"{BASE}/docs?top=2",
@@ -582,7 +584,7 @@ def test_classify_by_the_specs_lists_then_acceptance_then_class(
     status: int, accepted: bool, verdict: str
 ) -> None:
     """retry_status, then fatal_status, then accepted; other 5xx transient, the rest fatal."""
-    assert wire.classify(status, ERRORS, accepted=accepted) == verdict
+    assert classify(status, ERRORS, accepted=accepted) == verdict
 
 
 # -- status errors -----------------------------------------------------------------------------
@@ -597,7 +599,7 @@ def _status_error(
     status: int, body: Any, *, secrets: tuple[str, ...] = (), retryable: bool = False
 ) -> RemoteError:
     got = reply(status, body, url="https://api.example.test/jobs/j1?sig=abc")
-    return wire.status_error(
+    return status_error(
         got, POINTED, Redactor(secrets=secrets).text, retryable=retryable
     )
 
@@ -689,7 +691,7 @@ def test_error_fields_keep_the_classification_as_json() -> None:
         retryable=False,
     )
 
-    assert wire.error_fields(error) == {
+    assert error_fields(error) == {
         "kind": "status",
         "status": 404,
         "code": "NotFound",
