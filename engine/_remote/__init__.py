@@ -29,8 +29,7 @@ import asyncio
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
@@ -41,14 +40,13 @@ from engine._remote._body import Body, header_dict
 from engine._remote._clients import (
     ACCEPT_ENCODING,
     MAX_HEAD_LINE,
-    aiohttp_session,
     default_client,
 )
 from engine._remote._faults import classify, timed_out
+from engine._remote._targets import URL_CACHE, Target, Targets, origin
 
 if TYPE_CHECKING:
     import aiohttp
-    import yarl
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -67,7 +65,6 @@ __all__ = [
 #: Response bodies larger than this, as decoded, are refused (protocol error).
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 #: Parsed URLs (and prepared header sets) kept for reuse.
-_URL_CACHE = 4096
 # RFC 9110 5.1 and 5.5: a field name is a token; a value is tab, space and
 # visible ASCII (obs-text is not sent).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -79,68 +76,10 @@ _HTTPX_ACCEPT_ENCODING: Final[str | None] = getattr(
     sys.modules.get("httpx._client"), "ACCEPT_ENCODING", None
 )
 
-Origin = tuple[str, str, int | None]
-RouteKind = Literal["aiohttp", "transport", "client"]
 Headers = tuple[tuple[str, str], ...]
 #: Signs a request: (method, URL, headers to sign, body) -> headers to add.
 #: May raise only ``RemoteError``.
 Signer = Callable[[str, str, Headers, bytes], Headers]
-
-
-def origin(url: str) -> Origin:
-    """Return ``(scheme, host, port)`` with default ports made explicit.
-
-    Raises:
-        RemoteError: kind ``protocol``, not retryable, when the port is out
-            of range or not a number (or the host an unclosed IPv6 bracket).
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        msg = f"invalid URL for {where(url)}: bad port or host"
-        raise RemoteError(msg, kind="protocol", retryable=False) from exc
-    scheme = parts.scheme.lower()
-    port = port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
-
-
-class _Route:
-    """How requests to one origin are sent (see ``Remote``)."""
-
-    __slots__ = ("kind", "resolves_dots", "session", "transport")
-
-    def __init__(
-        self,
-        kind: RouteKind,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        resolves_dots: bool = False,
-    ) -> None:
-        self.kind: RouteKind = kind
-        self.session = session
-        self.transport = transport
-        #: The transport under httpx turns the URL into a yarl URL from its
-        #: text, which decodes %2E and resolves the dot segment it makes.
-        self.resolves_dots = resolves_dots
-
-
-class _Target:
-    """One URL, checked and parsed, with the route its origin takes."""
-
-    __slots__ = ("route", "text", "url", "yarl_url")
-
-    def __init__(
-        self, route: _Route, text: str, url: httpx.URL, yarl_url: yarl.URL | None
-    ) -> None:
-        self.route = route
-        #: The URL as the reply reports it: the engine's own, or with the
-        #: query parameters merged in.
-        self.text = text
-        self.url = url
-        #: The same URL for aiohttp (on the aiohttp route only).
-        self.yarl_url = yarl_url
 
 
 class Remote:
@@ -185,11 +124,9 @@ class Remote:
         self.max_body = max_body
         self._direct: bool | None = None
         self._cookies: httpx.Cookies | None = None
-        self._routes: dict[Origin, _Route] = {}
         # Kept for reuse: a job polls the same URL again and again, and
         # checking and parsing one costs as much as the rest of its request.
-        self._targets: dict[object, _Target] = {}
-        self._seen: set[object] = set()
+        self._targets = Targets(client, self.direct)
         self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
         self._checked: set[tuple[tuple[str, str], ...]] = set()
         self._aiohttp_headers: dict[tuple[tuple[str, str], ...], Any] = {}
@@ -248,10 +185,10 @@ class Remote:
                 decoded) or undecodable, and (not retryable) an invalid URL
                 or a client that would keep cookies.
         """
-        target = self._target(url, params)
+        target = self._targets.get(url, params)
         if headers not in self._checked:
             _check_headers(headers, url)
-            if len(self._checked) >= _URL_CACHE:
+            if len(self._checked) >= URL_CACHE:
                 self._checked.clear()
             self._checked.add(headers)
         try:
@@ -304,7 +241,7 @@ class Remote:
 
     async def _via_aiohttp(
         self,
-        target: _Target,
+        target: Target,
         *,
         method: str,
         headers: tuple[tuple[str, str], ...],
@@ -374,7 +311,7 @@ class Remote:
 
     async def _via_httpx(
         self,
-        target: _Target,
+        target: Target,
         *,
         method: str,
         headers: tuple[tuple[str, str], ...],
@@ -436,78 +373,7 @@ class Remote:
             await response.aclose()
         return Reply(response.status_code, got, result, target.text)
 
-    # -- built once: targets, routes, headers, timeouts ----------------------------------
-
-    def _target(self, url: str, params: Mapping[str, str] | None) -> _Target:
-        key: object = (url, *params.items()) if params else url
-        target = self._targets.get(key)
-        if target is not None:
-            return target
-        target = self._new_target(url, params)
-        # Kept only on its second use within the last _URL_CACHE URLs: a job
-        # polled again and again gets its parse reused, while 100,000 jobs
-        # polled once a minute never fill the cache with parsed URLs that
-        # would each live long enough to reach the garbage collector's oldest
-        # generation (and make its full collections frequent). The keys in
-        # _seen (strings and tuples of strings) are not tracked by it.
-        if key in self._seen:
-            if len(self._targets) >= _URL_CACHE:
-                self._targets.clear()
-            self._targets[key] = target
-        else:
-            if len(self._seen) >= _URL_CACHE:
-                self._seen.clear()
-            self._seen.add(key)
-        return target
-
-    def _new_target(self, url: str, params: Mapping[str, str] | None) -> _Target:
-        scheme, host, port = origin(url)
-        if scheme not in {"http", "https"} or not host:
-            msg = f"invalid URL for {where(url)}: not http(s) with a host"
-            raise RemoteError(msg, kind="protocol", retryable=False)
-        try:
-            parsed = httpx.URL(url)
-            if params:
-                parsed = parsed.copy_merge_params(params)
-        except httpx.InvalidURL as exc:
-            msg = f"invalid URL for {where(url)}"
-            raise RemoteError(msg, kind="protocol", retryable=False) from exc
-        route = self._routes.get((scheme, host, port))
-        if route is None:
-            route = self._routes[scheme, host, port] = self._new_route(parsed, url)
-        if route.resolves_dots and _has_encoded_dot_segment(parsed.raw_path):
-            msg = (
-                f"refused to send {where(url)} through an aiohttp transport behind "
-                "client.send: it would resolve the encoded dot segment"
-            )
-            raise RemoteError(msg, kind="protocol", retryable=False)
-        text = str(parsed) if params else url
-        yarl_url = None
-        if route.kind == "aiohttp":
-            import yarl  # noqa: PLC0415 - present whenever an aiohttp route is
-
-            # encoded=True: sent as httpx would send it, byte for byte; from
-            # text, yarl would decode %2E%2E and resolve it as "..".
-            yarl_url = yarl.URL(str(parsed), encoded=True)
-        return _Target(route, text, parsed, yarl_url)
-
-    def _new_route(self, parsed: httpx.URL, url: str) -> _Route:
-        direct = self.direct()
-        client = self.client
-        transport: httpx.AsyncBaseTransport | None = None
-        if hasattr(client, "_transport_for_url"):
-            # Private, hence the hasattr(): the client's mounts (proxies,
-            # per-host transports) pick the transport for a URL.
-            transport = client._transport_for_url(parsed)  # noqa: SLF001
-        session = aiohttp_session(transport, url) if transport is not None else None
-        if not direct:
-            return _Route("client", resolves_dots=session is not None)
-        assert transport is not None  # noqa: S101 - direct() checked _transport_for_url
-        if session is not None and getattr(transport, "proxy", None) is None:
-            return _Route("aiohttp", session=session)
-        return _Route(
-            "transport", transport=transport, resolves_dots=session is not None
-        )
+    # -- built once: headers, timeouts ---------------------------------------------------
 
     def _prepared(
         self, headers: tuple[tuple[str, str], ...], *, keep: bool = True
@@ -522,7 +388,7 @@ class Remote:
             ):
                 prepared["accept-encoding"] = ACCEPT_ENCODING
             if keep:
-                if len(self._headers) >= _URL_CACHE:
+                if len(self._headers) >= URL_CACHE:
                     self._headers.clear()
                 self._headers[headers] = prepared
         return prepared
@@ -535,7 +401,7 @@ class Remote:
             # aiohttp copies a CIMultiDict as it is; anything else it converts
             # on every request.
             prepared = CIMultiDict(self._prepared(headers).multi_items())
-            if len(self._aiohttp_headers) >= _URL_CACHE:
+            if len(self._aiohttp_headers) >= URL_CACHE:
                 self._aiohttp_headers.clear()
             self._aiohttp_headers[headers] = prepared
         return prepared
@@ -582,7 +448,7 @@ class Remote:
 
 
 def _signed(
-    target: _Target,
+    target: Target,
     method: str,
     headers: Headers,
     *,
@@ -634,14 +500,6 @@ def _check_headers(headers: tuple[tuple[str, str], ...], url: str) -> None:
 def _names(headers: tuple[tuple[str, str], ...], name: str) -> bool:
     """Whether ``headers`` has a header called ``name`` (lower case), in any case."""
     return any(key.lower() == name for key, _ in headers)
-
-
-def _has_encoded_dot_segment(path: bytes) -> bool:
-    """Whether a path has a segment that decodes to ``.`` or ``..``."""
-    return any(
-        b"%" in segment and segment.lower().replace(b"%2e", b".") in {b".", b".."}
-        for segment in path.split(b"/")
-    )
 
 
 def header_map(headers: httpx.Headers) -> dict[str, str]:

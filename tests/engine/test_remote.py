@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+import engine._remote._targets as targets_module
 from engine import RemoteError
-from engine import _remote as remote_module
 from engine._remote import Remote, header_map
 
 pytestmark = pytest.mark.anyio
@@ -224,7 +224,7 @@ async def test_the_parsed_url_cache_keeps_reused_urls_and_stays_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """URLs sent again are parsed once; a stream of new ones neither grows nor fills it."""
-    monkeypatch.setattr(remote_module, "_URL_CACHE", 8)
+    monkeypatch.setattr(targets_module, "URL_CACHE", 8)
     parsed: list[str] = []
     real_url = httpx.URL
 
@@ -244,8 +244,8 @@ async def test_the_parsed_url_cache_keeps_reused_urls_and_stays_bounded(
                 "GET", f"https://api.test/jobs/{i}", headers=(), timeout=1.0
             )
         # Each URL used once: nothing parsed is kept, and what was seen is bounded.
-        assert remote._targets == {}
-        assert len(remote._seen) <= 8
+        assert remote._targets.kept == {}
+        assert len(remote._targets.seen) <= 8
         hot = [f"https://api.test/hot/{i}" for i in range(4)]
         remote = Remote(client)
         parsed.clear()
@@ -254,5 +254,5 @@ async def test_the_parsed_url_cache_keeps_reused_urls_and_stays_bounded(
                 await remote.send("GET", url, headers=(), timeout=1.0)
         # Parsed on the first and second use, then reused.
         assert sorted(parsed) == sorted(hot * 2)
-        assert sorted(map(str, remote._targets)) == hot
+        assert sorted(map(str, remote._targets.kept)) == hot
     assert [str(r.url) for r in seen[30:]] == hot * 5
