@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import random
@@ -36,6 +37,7 @@ __all__ = [
     "FaultRule",
     "Faults",
     "ServerHandle",
+    "ServiceBase",
     "SimulatedResetError",
     "Timeline",
     "parse_faults",
@@ -132,6 +134,30 @@ class Timeline:
         elapsed = max(0.0, now - self.start)
         kept = tuple(step for step in self.steps if step[0] < elapsed)
         return Timeline(self.start, (*kept, (elapsed, state)))
+
+
+class ServiceBase:
+    """What every simulator's in-memory service starts from: RNG, clock, wall time.
+
+    ``rng`` (seeded) draws the ids, outcomes and durations; ``clock`` (monotonic)
+    drives the timelines, whose durations ``time_scale`` multiplies.
+    """
+
+    def __init__(
+        self, *, seed: int | None, time_scale: float, clock: Callable[[], float]
+    ) -> None:
+        """Seed ``rng`` and anchor wall time at the clock's current reading."""
+        self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
+        self.time_scale = time_scale
+        self.clock = clock
+        # One wall-clock anchor: every timestamp is the anchor plus clock time,
+        # so an injected fake clock moves the timestamps too.
+        self.wall_anchor = dt.datetime.now(dt.UTC)
+        self.clock_anchor = clock()
+
+    def wall(self, clock_time: float) -> dt.datetime:
+        """Return the wall-clock time (UTC) at the clock reading ``clock_time``."""
+        return self.wall_anchor + dt.timedelta(seconds=clock_time - self.clock_anchor)
 
 
 @attrs.frozen(kw_only=True)

@@ -6,7 +6,6 @@ import copy
 import datetime as dt
 import hashlib
 import json
-import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +13,7 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.simulators._base import Timeline
+from engine.simulators._base import ServiceBase, Timeline
 
 from ._models import (
     _CORRUPTED,
@@ -54,7 +53,7 @@ from ._query import _api_of, _page, _parse_listing, _Row
 # -- the service ----------------------------------------------------------------
 
 
-class _Service:
+class _Service(ServiceBase):
     """The in-memory translator: batches by id, and the route handlers."""
 
     def __init__(
@@ -65,18 +64,9 @@ class _Service:
         clock: Callable[[], float],
         public_base_url: str | None,
     ) -> None:
-        self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
-        self.time_scale = time_scale
-        self.clock = clock
+        super().__init__(seed=seed, time_scale=time_scale, clock=clock)
         self.public_base_url = public_base_url
         self.batches: dict[str, _Batch] = {}
-        # One anchor: every timestamp is the anchor plus clock time, so an
-        # injected fake clock moves the timestamps too.
-        self.wall_anchor = dt.datetime.now(dt.UTC)
-        self.clock_anchor = clock()
-
-    def wall(self, clock_time: float) -> dt.datetime:
-        return self.wall_anchor + dt.timedelta(seconds=clock_time - self.clock_anchor)
 
     def base_url(self, request: Request) -> str:
         return (self.public_base_url or str(request.base_url)).rstrip("/")

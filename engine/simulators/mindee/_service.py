@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.simulators._base import Timeline
+from engine.simulators._base import ServiceBase, Timeline
 
 from ._models import (
     _CONFIDENCES,
@@ -110,7 +110,7 @@ def _inference_body(job: _Job) -> dict[str, Any]:
     }
 
 
-class _Service:
+class _Service(ServiceBase):
     """The in-memory Mindee: jobs by id and by inference id, and the handlers."""
 
     def __init__(
@@ -121,16 +121,10 @@ class _Service:
         clock: Callable[[], float],
         public_base_url: str | None,
     ) -> None:
-        self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
-        self.time_scale = time_scale
-        self.clock = clock
+        super().__init__(seed=seed, time_scale=time_scale, clock=clock)
         self.public_base_url = public_base_url
         self.jobs: dict[str, _Job] = {}
         self.inferences: dict[str, _Job] = {}
-        # One wall-clock anchor: every timestamp is the anchor plus clock time,
-        # so an injected fake clock moves the timestamps too.
-        self.wall_anchor = dt.datetime.now(dt.UTC)
-        self.clock_anchor = clock()
 
     def base_url(self, request: Request) -> str:
         return (self.public_base_url or str(request.base_url)).rstrip("/")
@@ -195,13 +189,10 @@ class _Service:
             legacy=legacy,
             submission=submission,
             page_count=page_count,
-            created_at=self._wall(now),
+            created_at=self.wall(now),
             timeline=timeline,
             failure=failure,
         )
-
-    def _wall(self, clock_time: float) -> dt.datetime:
-        return self.wall_anchor + dt.timedelta(seconds=clock_time - self.clock_anchor)
 
     # -- jobs ------------------------------------------------------------------
 
@@ -214,7 +205,7 @@ class _Service:
     def _job_body(self, job: _Job, request: Request) -> dict[str, Any]:
         state = job.timeline.state_at(self.clock())
         done = state != PROCESSING
-        completed = self._wall(job.timeline.ends_at)
+        completed = self.wall(job.timeline.ends_at)
         # Webhooks are not called; a delivery entry appears once the job ends.
         delivered = completed + dt.timedelta(seconds=0.1 * self.time_scale)
         webhooks = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import json
 import random
@@ -12,6 +11,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from engine.simulators._base import ServiceBase
 
 from ._models import (
     _INITIAL_BALANCE_CENTS,
@@ -30,7 +31,7 @@ from ._models import (
 from ._parse import _Problems
 
 
-class _ServiceCore:
+class _ServiceCore(ServiceBase):
     """The in-memory OneClickDZ's state and what every product family's handlers share.
 
     Holds the seeded RNGs, the ledger, the orders by id and by ref and the
@@ -46,15 +47,13 @@ class _ServiceCore:
         clock: Callable[[], float],
         api_key: str,
     ) -> None:
-        # Outcomes, durations and ids: a fixed number of draws per order, so that a
-        # trigger on one order does not reshuffle the orders after it.
-        self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
+        # Outcomes, durations and ids (``rng``): a fixed number of draws per order,
+        # so that a trigger on one order does not reshuffle the orders after it.
+        super().__init__(seed=seed, time_scale=time_scale, clock=clock)
         # Card codes and generated refs, whose number of draws varies per order.
         self.content = random.Random(None if seed is None else f"{seed}:content")  # noqa: S311 - simulation
         # Request ids, drawn per request: polling must not move the outcomes.
         self.request_ids = random.Random(None if seed is None else f"{seed}:requests")  # noqa: S311 - simulation
-        self.time_scale = time_scale
-        self.clock = clock
         self.api_key = api_key.encode()
         self.ledger = _Ledger(_INITIAL_BALANCE_CENTS, _initial_stock())
         self.mobile: dict[str, _MobileTopup] = {}
@@ -65,15 +64,8 @@ class _ServiceCore:
         self.next_serial = 700001
         self.failed_keys: dict[str, int] = {}
         self.blocked_until: dict[str, float] = {}
-        # One wall-clock anchor: every timestamp is the anchor plus clock time, so
-        # an injected fake clock moves the timestamps too.
-        self.wall_anchor = dt.datetime.now(dt.UTC)
-        self.clock_anchor = clock()
 
     # -- envelopes ---------------------------------------------------------------
-
-    def wall(self, clock_time: float) -> dt.datetime:
-        return self.wall_anchor + dt.timedelta(seconds=clock_time - self.clock_anchor)
 
     def new_request_id(self) -> str:
         return _request_id(self.wall(self.clock()).timestamp(), self.request_ids)
