@@ -13,15 +13,18 @@ is re-exported here.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import datetime as dt
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Final, Self
 
@@ -36,11 +39,14 @@ __all__ = [
     "FaultProfile",
     "FaultRule",
     "Faults",
+    "Gate",
     "ServerHandle",
     "ServiceBase",
     "SimulatedResetError",
     "Timeline",
+    "UUID_PATTERN",
     "parse_faults",
+    "random_uuid",
     "serve",
     "serving",
 ]
@@ -55,6 +61,16 @@ _MAX_PORT: Final = 65535
 
 #: Path prefix of the simulators' own control endpoints (never a vendor path).
 CONTROL_PREFIX: Final = "/_sim/"
+
+#: A UUID as the vendors write ids, in either case.
+UUID_PATTERN: Final = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+
+def random_uuid(rng: random.Random) -> str:
+    """Return a version-4 UUID drawn from ``rng`` (seeded, so ids repeat per seed)."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 class SimulatedResetError(ConnectionResetError):
@@ -340,6 +356,31 @@ class FaultInjector:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class Gate(abc.ABC):
+    """ASGI wrapper that checks each HTTP request's credentials before the app sees it.
+
+    A subclass says how: :meth:`refusal` returns the answer (a response, itself
+    an ASGI app) that refuses the request, or None to let it through.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Guard ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI request, or refuse it."""
+        if scope["type"] == "http":
+            refusal = self.refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @abc.abstractmethod
+    def refusal(self, scope: Scope) -> ASGIApp | None:
+        """Return the answer that refuses this HTTP request, or None to serve it."""
 
 
 def _seconds(value: float) -> bytes:

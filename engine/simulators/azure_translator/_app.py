@@ -17,6 +17,7 @@ from engine.simulators._base import (
     ASGIApp,
     FaultInjector,
     Faults,
+    Gate,
     Message,
     Receive,
     Scope,
@@ -68,24 +69,21 @@ def _by_method(**handlers: _Handler) -> _Handler:
     return endpoint
 
 
-class _RequireKey:
+class _RequireKey(Gate):
     """ASGI wrapper that refuses requests without the exact subscription key."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.api_key = api_key.encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"ocp-apim-subscription-key")
-            # Constant-time, so the simulator does not teach a timing side channel.
-            if given is None or not hmac.compare_digest(given, self.api_key):
-                message = _MISSING_KEY if given is None else _WRONG_KEY
-                body = {"error": {"code": "401", "message": message}}
-                refusal = _json(body, 401, {"x-ms-error-code": "401"})
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def refusal(self, scope: Scope) -> Response | None:
+        given = dict(scope["headers"]).get(b"ocp-apim-subscription-key")
+        # Constant-time, so the simulator does not teach a timing side channel.
+        if given is None or not hmac.compare_digest(given, self.api_key):
+            message = _MISSING_KEY if given is None else _WRONG_KEY
+            body = {"error": {"code": "401", "message": message}}
+            return _json(body, 401, {"x-ms-error-code": "401"})
+        return None
 
 
 class _RequestIds:

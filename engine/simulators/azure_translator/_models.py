@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -60,9 +58,6 @@ MAX_PAGE_SIZE: Final = 100
 _INT32: Final = 2**31 - 1
 
 _JSON: Final = "application/json; charset=utf-8"
-_UUID: Final = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
-)
 _DIGITS: Final = re.compile(r"[0-9]+")
 _ORDER: Final = re.compile(r"\s*createdDateTimeUtc(?:\s+(asc|desc))?\s*", re.IGNORECASE)
 _PAGING: Final = ("top", "skip", "maxpagesize", "orderby")
@@ -239,10 +234,6 @@ def _json(
 def _stamp(moment: dt.datetime) -> str:
     # Azure writes 7-digit fractions (100 ns ticks); datetime stops at µs.
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
-
-
-def _random_uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def _without_query(url: str) -> str:

@@ -11,6 +11,8 @@ import attrs
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from engine.simulators._base import UUID_PATTERN
+
 from ._models import (
     _DIGITS,
     _FILTERS,
@@ -18,7 +20,6 @@ from ._models import (
     _NEW_PREFIX,
     _ORDER,
     _PAGING,
-    _UUID,
     _V1_PREFIXES,
     API_VERSIONS,
     MAX_PAGE_SIZE,
@@ -184,7 +185,7 @@ def _parse_listing(params: QueryParams, api: _Api) -> _Listing:
         msg = f"statuses must be among {', '.join(STATUSES)}."
         raise _bad_param(msg, statuses[0])
     ids = _csv(params, "ids")
-    if ids is not None and not all(_UUID.fullmatch(i) for i in ids[1]):
+    if ids is not None and not all(UUID_PATTERN.fullmatch(i) for i in ids[1]):
         msg = "every id must be a UUID."
         raise _bad_param(msg, "ids")
     carried = tuple(

@@ -13,7 +13,7 @@ import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.simulators._base import ServiceBase, Timeline
+from engine.simulators._base import ServiceBase, Timeline, random_uuid
 
 from ._models import (
     _CORRUPTED,
@@ -43,7 +43,6 @@ from ._models import (
     _error_body,
     _json,
     _progress,
-    _random_uuid,
     _stamp,
     _status,
 )
@@ -95,7 +94,7 @@ class _Service(ServiceBase):
 
     def plan(self, inputs: Sequence[_Input], now: float) -> _Batch:
         """Draw a batch's id, documents, durations and outcomes."""
-        batch_id = _random_uuid(self.rng)
+        batch_id = random_uuid(self.rng)
         waiting = self.rng.uniform(*NOT_STARTED_FOR)
         refusal = next((i.refusal for i in inputs if i.refusal is not None), None)
         created = self.wall(now)
@@ -140,7 +139,7 @@ class _Service(ServiceBase):
                     created = self.wall(now) + dt.timedelta(microseconds=len(documents))
                     documents.append(
                         _Document(
-                            id=_random_uuid(self.rng),
+                            id=random_uuid(self.rng),
                             source_path=item.source_path(name),
                             target_path=item.target_path(target_url, name),
                             language=language,

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.simulators._base import ASGIApp, FaultInjector, Faults, Receive, Scope, Send
+from engine.simulators._base import ASGIApp, FaultInjector, Faults, Gate, Scope
 
 from ._models import PROFILE, _error, _not_found
 from ._service import _Service
@@ -31,23 +31,15 @@ def _http_error(_request: Request, exc: Exception) -> Response:
     return _error(exc.status_code, title, f"{exc.status_code}-000", title)
 
 
-class _RequireKey:
+class _RequireKey(Gate):
     """ASGI wrapper that refuses requests without the exact API key."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.api_key = api_key.encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            refusal = self._refusal(given)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _refusal(self, given: bytes) -> Response | None:
+    def refusal(self, scope: Scope) -> Response | None:
+        given = dict(scope["headers"]).get(b"authorization", b"")
         if not given:
             return _error(
                 401,

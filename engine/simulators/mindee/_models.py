@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
 from starlette.responses import JSONResponse
 
-from engine.simulators._base import FaultProfile, Timeline
+from engine.simulators._base import UUID_PATTERN, FaultProfile, Timeline
 
 #: Product families served under ``/v2/products/{product}/``.
 PRODUCTS: Final = ("extraction", "classification", "crop", "ocr", "split")
@@ -26,9 +25,6 @@ PROCESSED_AFTER: Final = (2.0, 6.0)
 #: Seconds a job bound to fail stays ``Processing`` (before ``time_scale``).
 FAILED_AFTER: Final = (1.0, 3.0)
 
-_UUID: Final = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
-)
 # The SDK parses with datetime.fromisoformat, which on Python 3.10 only accepts
 # 3- or 6-digit fractions; %f always gives 6, isoformat() drops them at .000000.
 _TIMESTAMP: Final = "%Y-%m-%dT%H:%M:%S.%f"
@@ -118,7 +114,7 @@ def _bad_path_id(name: str) -> JSONResponse:
 
 
 def _is_uuid(text: str) -> bool:
-    return _UUID.fullmatch(text) is not None
+    return UUID_PATTERN.fullmatch(text) is not None
 
 
 @attrs.frozen(kw_only=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import random
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.simulators._base import ServiceBase, Timeline
+from engine.simulators._base import ServiceBase, Timeline, random_uuid
 
 from ._models import (
     _CONFIDENCES,
@@ -39,10 +38,6 @@ from ._parse import _FormErrors, _parse_bool, _parse_form
 
 def _timestamp(moment: dt.datetime) -> str:
     return moment.strftime(_TIMESTAMP)
-
-
-def _random_uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def _sample_fields(job: _Job) -> dict[str, Any]:
@@ -165,8 +160,8 @@ class _Service(ServiceBase):
 
     def _plan(self, submission: _Submission, product: str, *, legacy: bool) -> _Job:
         """Draw a job's ids, outcome and duration from the seeded RNG."""
-        job_id = _random_uuid(self.rng)
-        inference_id = job_id if legacy else _random_uuid(self.rng)
+        job_id = random_uuid(self.rng)
+        inference_id = job_id if legacy else random_uuid(self.rng)
         # Drawn even when a trigger decides, so that adding a trigger to one
         # request does not reshuffle the outcomes of the requests after it.
         draw = self.rng.random()

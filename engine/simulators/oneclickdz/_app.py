@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.simulators._base import ASGIApp, FaultInjector, Faults, Receive, Scope, Send
+from engine.simulators._base import ASGIApp, FaultInjector, Faults, Gate, Scope
 
 from ._gift import _GiftHandlers
 from ._internet import _InternetHandlers
@@ -25,23 +26,18 @@ class _Service(_MobileHandlers, _InternetHandlers, _GiftHandlers):
     """
 
 
-class _RequireToken:
+class _RequireToken(Gate):
     """ASGI wrapper that refuses requests without the exact access token."""
 
     def __init__(self, app: ASGIApp, service: _Service) -> None:
-        self.app = app
+        super().__init__(app)
         self.service = service
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"x-access-token")
-            client = scope.get("client")
-            host = str(client[0]) if client else "unknown"
-            refusal = self.service.refusal(host, given)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def refusal(self, scope: Scope) -> Response | None:
+        given = dict(scope["headers"]).get(b"x-access-token")
+        client = scope.get("client")
+        host = str(client[0]) if client else "unknown"
+        return self.service.refusal(host, given)
 
 
 def create_app(
