@@ -7,25 +7,30 @@ three ways: in-process through ``httpx.ASGITransport``, on a real socket at
 Fault injection is a generic ASGI middleware (:class:`FaultInjector`); the only
 service-specific knowledge it needs is a :class:`FaultProfile` (where the status
 sits in a poll response, what an earlier status is, how the service's error body
-looks).
+looks). The ``--faults`` language it is configured with lives in ``_faults`` and
+is re-exported here.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
-import difflib
+import datetime as dt
 import json
 import logging
-import math
 import random
+import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Final, Self
 
 import attrs
+
+from ._faults import FAULT_KINDS, FAULT_SYNTAX, FaultRule, Faults, parse_faults
 
 __all__ = [
     "FAULT_KINDS",
@@ -34,10 +39,14 @@ __all__ = [
     "FaultProfile",
     "FaultRule",
     "Faults",
+    "Gate",
     "ServerHandle",
+    "ServiceBase",
     "SimulatedResetError",
     "Timeline",
+    "UUID_PATTERN",
     "parse_faults",
+    "random_uuid",
     "serve",
     "serving",
 ]
@@ -48,24 +57,20 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: Every fault kind ``--faults`` understands.
-FAULT_KINDS: Final = (
-    "429",
-    "500",
-    "502",
-    "503",
-    "reset",
-    "slow",
-    "malformed",
-    "html",
-    "unknown_status",
-    "backwards",
-)
-
 _MAX_PORT: Final = 65535
 
 #: Path prefix of the simulators' own control endpoints (never a vendor path).
 CONTROL_PREFIX: Final = "/_sim/"
+
+#: A UUID as the vendors write ids, in either case.
+UUID_PATTERN: Final = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+
+def random_uuid(rng: random.Random) -> str:
+    """Return a version-4 UUID drawn from ``rng`` (seeded, so ids repeat per seed)."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 class SimulatedResetError(ConnectionResetError):
@@ -147,128 +152,28 @@ class Timeline:
         return Timeline(self.start, (*kept, (elapsed, state)))
 
 
-@attrs.frozen
-class FaultRule:
-    """One kind of fault, injected at a rate or on given request numbers."""
+class ServiceBase:
+    """What every simulator's in-memory service starts from: RNG, clock, wall time.
 
-    kind: str = attrs.field(validator=attrs.validators.in_(FAULT_KINDS))
-    #: Probability per eligible request (0..1), drawn from the seeded RNG.
-    rate: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
-    #: 1-based numbers of eligible requests that get this fault.
-    at: tuple[int, ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class Faults:
-    """What to inject, parsed from ``--faults`` or built in Python.
-
-    Only one fault applies to a request: rules are tried in order.
+    ``rng`` (seeded) draws the ids, outcomes and durations; ``clock`` (monotonic)
+    drives the timelines, whose durations ``time_scale`` multiplies.
     """
 
-    rules: tuple[FaultRule, ...] = ()
-    #: ``Retry-After`` seconds sent with injected 429s (and 503s).
-    retry_after: float = 1.0
-    #: Extra latency of a ``slow`` response, in seconds.
-    delay: float = 0.5
-    #: ``"get"``: only GET requests (polls, results, lists) get faults;
-    #: ``"all"``: submissions and cancels too.
-    scope: str = attrs.field(
-        default="get", validator=attrs.validators.in_(("get", "all"))
-    )
+    def __init__(
+        self, *, seed: int | None, time_scale: float, clock: Callable[[], float]
+    ) -> None:
+        """Seed ``rng`` and anchor wall time at the clock's current reading."""
+        self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
+        self.time_scale = time_scale
+        self.clock = clock
+        # One wall-clock anchor: every timestamp is the anchor plus clock time,
+        # so an injected fake clock moves the timestamps too.
+        self.wall_anchor = dt.datetime.now(dt.UTC)
+        self.clock_anchor = clock()
 
-    @property
-    def active(self) -> bool:
-        """Whether any rule can fire."""
-        return any(r.rate > 0 or r.at for r in self.rules)
-
-
-#: How to write ``--faults``; every parse error ends with it.
-FAULT_SYNTAX: Final = (
-    "Use KIND (every request), KIND:RATE (0 to 1), KIND@N[+M...] (the Nth, Mth "
-    "request) or an option retry-after=SECONDS, delay=SECONDS, scope=get|all; "
-    f"kinds: {', '.join(FAULT_KINDS)}"
-)
-
-
-def parse_faults(text: str) -> Faults:
-    """Parse a ``--faults`` value.
-
-    Comma-separated items: ``KIND`` (every eligible request), ``KIND:RATE``
-    (probability per request, 0 to 1), ``KIND@N[+M...]`` (the Nth, Mth...
-    eligible request), and options ``retry-after=SECONDS``, ``delay=SECONDS``,
-    ``scope=get|all``. Example: ``429:0.1,reset@3,slow:0.05,delay=0.2,retry-after=1``.
-
-    Raises:
-        ValueError: naming the bad item, what is wrong with it, and the known kinds.
-    """
-    rules: list[FaultRule] = []
-    options: dict[str, Any] = {}
-    for raw in text.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        try:
-            if "=" in item:
-                key, value = _fault_option(item)
-                options[key] = value
-            else:
-                rules.append(_fault_rule(item))
-        except ValueError as exc:
-            msg = f"bad fault {item!r}: {exc}. {FAULT_SYNTAX}"
-            raise ValueError(msg) from exc
-    return Faults(rules=tuple(rules), **options)
-
-
-def _fault_rule(item: str) -> FaultRule:
-    kind, sep, arg = item.partition("@") if "@" in item else item.partition(":")
-    kind = kind.strip()
-    if kind not in FAULT_KINDS:
-        close = difflib.get_close_matches(kind, FAULT_KINDS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        msg = f"unknown fault kind {kind!r}{hint}"
-        raise ValueError(msg)
-    if sep == "@":
-        numbers = [n.strip() for n in arg.split("+")]
-        if not all(n.isdigit() and int(n) >= 1 for n in numbers):
-            msg = (
-                f"request numbers are whole numbers from 1, joined by '+', not {arg!r}"
-            )
-            raise ValueError(msg)
-        return FaultRule(kind, at=tuple(int(n) for n in numbers))
-    if sep == ":":
-        rate = _number(arg)
-        if rate is None or not 0 <= rate <= 1:
-            msg = f"a rate is a number from 0 to 1, not {arg!r}"
-            raise ValueError(msg)
-        return FaultRule(kind, rate=rate)
-    return FaultRule(kind, rate=1.0)
-
-
-def _fault_option(item: str) -> tuple[str, Any]:
-    key, value = (part.strip() for part in item.split("=", 1))
-    name = key.replace("-", "_")
-    if name == "scope":
-        if value not in ("get", "all"):
-            msg = f"scope is 'get' or 'all', not {value!r}"
-            raise ValueError(msg)
-        return name, value
-    if name not in ("retry_after", "delay"):
-        msg = f"unknown option {key!r}"
-        raise ValueError(msg)
-    seconds = _number(value)
-    if seconds is None or seconds < 0:
-        msg = f"{key} is a number of seconds >= 0, not {value!r}"
-        raise ValueError(msg)
-    return name, seconds
-
-
-def _number(text: str) -> float | None:
-    """Return ``text`` as a finite float, or ``None``."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+    def wall(self, clock_time: float) -> dt.datetime:
+        """Return the wall-clock time (UTC) at the clock reading ``clock_time``."""
+        return self.wall_anchor + dt.timedelta(seconds=clock_time - self.clock_anchor)
 
 
 @attrs.frozen(kw_only=True)
@@ -451,6 +356,31 @@ class FaultInjector:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class Gate(abc.ABC):
+    """ASGI wrapper that checks each HTTP request's credentials before the app sees it.
+
+    A subclass says how: :meth:`refusal` returns the answer (a response, itself
+    an ASGI app) that refuses the request, or None to let it through.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Guard ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI request, or refuse it."""
+        if scope["type"] == "http":
+            refusal = self.refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @abc.abstractmethod
+    def refusal(self, scope: Scope) -> ASGIApp | None:
+        """Return the answer that refuses this HTTP request, or None to serve it."""
 
 
 def _seconds(value: float) -> bytes:
