@@ -271,7 +271,7 @@ def test_workers_share_a_stores_jobs_and_each_ends_once(
     reaper.extend(procs)
     # Every worker is waiting on the store when the jobs arrive.
     for p in procs:
-        _wait_until(lambda: " on " in p.stderr(), "the worker started", 30)  # noqa: B023 - called at once
+        _wait_until(lambda: " on " in p.stderr(), "the worker started", 90)  # noqa: B023 - called at once
     refs = _enqueue(store_url, services, 24)
 
     _wait_until(_all_done(store_url, len(refs)), "every job ended")
@@ -296,7 +296,7 @@ def test_a_worker_killed_mid_run_has_its_jobs_taken_over(
     reaper.extend(procs)
     victim = procs[0]
     # Killed once it has moved a few jobs (it holds others then, mid-step).
-    _wait_until(lambda: victim.stdout().count(" -> ") >= 3, "the victim moved jobs", 30)
+    _wait_until(lambda: victim.stdout().count(" -> ") >= 3, "the victim moved jobs", 90)
     _kill(victim)
     moved_by_victim = victim.stdout().count(" -> ")
 
@@ -330,7 +330,7 @@ def test_a_paused_worker_cannot_commit_over_its_successor(
         )
         reaper.append(paused)
         _wait_until(
-            lambda: paused.stdout().count(" -> ") >= 2, "the worker moved jobs", 30
+            lambda: paused.stdout().count(" -> ") >= 2, "the worker moved jobs", 90
         )
         paused.popen.send_signal(signal.SIGSTOP)
         successor = _worker(
