@@ -32,7 +32,14 @@ from typing import (
 from engine._bindings import Bindings, check_filters, check_inputs
 from engine._clock import Clock, SystemClock
 from engine._core import step as core
-from engine._core.state import JobRef, JobResult, JobStatus, Phase, Record
+from engine._core.state import (
+    JobRef,
+    JobResult,
+    JobStatus,
+    Phase,
+    Record,
+    check_limits,
+)
 from engine._errors import (
     EngineClosedError,
     InputError,
@@ -326,6 +333,8 @@ class AsyncEngine:
         inputs: Mapping[str, Any] | None = None,
         *,
         item_filters: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Create a job on the service and start tracking it.
@@ -336,14 +345,24 @@ class AsyncEngine:
         safe to repeat (``submit.retry_status``, e.g. 429) are retried on the
         spec's schedule; anything else that fails is raised.
 
+        ``deadline`` (seconds after the submit) and ``max_attempts`` (polls)
+        are this job's own limits, in place of the spec's ``schedule`` ones
+        (times the time scale, as the spec's); inputs of those names go in
+        ``inputs``.
+
         Raises:
-            InputError: a missing, unknown or ill-typed input.
+            InputError: a missing, unknown or ill-typed input, or a limit
+                that is not positive.
             CredentialError: the spec's credential variable is unset.
             RemoteError: the service refused the submission.
         """
         await self._ensure_open("submit")
         live, step = await self._submit(
-            spec, lifecycle, {**(inputs or {}), **more_inputs}, item_filters
+            spec,
+            lifecycle,
+            {**(inputs or {}), **more_inputs},
+            item_filters,
+            check_limits(deadline, max_attempts),
         )
         self._run.register(live)
         await self._run.commit(live, step)
@@ -357,6 +376,8 @@ class AsyncEngine:
         inputs: Mapping[str, Any] | None = None,
         *,
         item_filters: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Create a job on the service and leave it in the store for any driver to track.
@@ -365,11 +386,13 @@ class AsyncEngine:
         first state committed to the store, and the job let go at once: a
         ``Worker`` (or another engine with the same store) drives it from
         there. :meth:`wait` and :meth:`status` work on it from any process
-        that opens the store.
+        that opens the store. ``deadline`` and ``max_attempts`` are kept with
+        the job: every driver applies them (see :meth:`submit`).
 
         Raises:
             StoreError: the engine has no store to leave the job in.
-            InputError: a missing, unknown or ill-typed input.
+            InputError: a missing, unknown or ill-typed input, or a limit
+                that is not positive.
             CredentialError: the spec's credential variable is unset.
             RemoteError: the service refused the submission.
         """
@@ -378,7 +401,11 @@ class AsyncEngine:
             msg = "enqueue needs a store: create the engine with store=…"
             raise StoreError(msg)
         live, step = await self._submit(
-            spec, lifecycle, {**(inputs or {}), **more_inputs}, item_filters
+            spec,
+            lifecycle,
+            {**(inputs or {}), **more_inputs},
+            item_filters,
+            check_limits(deadline, max_attempts),
         )
         lease = await self._publisher.persist(
             live.b,
@@ -398,6 +425,7 @@ class AsyncEngine:
         lifecycle: str,
         given: Mapping[str, Any],
         item_filters: Mapping[str, Any] | None,
+        limits: tuple[float | None, int | None],
     ) -> tuple[Live, core.Step]:
         """Send a submission (retried as the spec allows) and return its first step.
 
@@ -421,6 +449,8 @@ class AsyncEngine:
             now=now,
             # Used when the spec sends a reference the caller did not give.
             client_ref=f"sp{uuid.uuid4().hex[:22]}" if submit.client_ref else None,
+            deadline_after=limits[0],
+            max_attempts=limits[1],
         )
         live = Live(b, job)
         if self._store is not None:
@@ -466,6 +496,8 @@ class AsyncEngine:
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
         drive: bool = True,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Adopt an existing job by id and start tracking it.
@@ -473,9 +505,12 @@ class AsyncEngine:
         ``state`` is the state the job is believed to be in (default: initial).
         With ``drive=False`` the job is written to the store and let go at
         once, for a :class:`Worker` to drive (as :meth:`enqueue` does).
+        ``deadline`` (seconds from now) and ``max_attempts`` are this job's
+        own limits (see :meth:`submit`).
 
         Raises:
-            InputError: a missing or unknown input, or an undeclared state.
+            InputError: a missing or unknown input, an undeclared state, or a
+                limit that is not positive.
             CredentialError: the spec's credential variable is unset.
             StoreError: ``drive=False`` on an engine without a store.
         """
@@ -488,10 +523,13 @@ class AsyncEngine:
                 item_filters=item_filters,
                 state=state,
                 drive=False,
+                deadline=deadline,
+                max_attempts=max_attempts,
                 **more_inputs,
             )
             return ref
         await self._ensure_open("track")
+        limits = check_limits(deadline, max_attempts)
         b = self._bind.binding(spec, lifecycle)
         values = check_inputs(b, {**(inputs or {}), **more_inputs}, for_submit=False)
         check_filters(b, item_filters)
@@ -504,6 +542,8 @@ class AsyncEngine:
             state=state,
             now=self._clock.now(),
             rng=self._rng,
+            deadline_after=limits[0],
+            max_attempts=limits[1],
         )
         await self._run.begin(Live(b, step.job), step)
         return step.job.ref()
@@ -519,18 +559,22 @@ class AsyncEngine:
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
         drive: bool = True,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> list[JobRef]:
-        """Adopt many existing jobs at once, all with the same inputs.
+        """Adopt many existing jobs at once, all with the same inputs and limits.
 
         With a store, the jobs are written in batches of a thousand, one
         transaction each (a million ids take minutes, not hours). With
         ``drive=False`` they are let go as they are written, for workers to
         drive: this engine holds none of them (a million cost rows, not
-        memory here).
+        memory here). ``deadline`` and ``max_attempts`` are each job's own
+        limits (see :meth:`submit`).
 
         Raises:
-            InputError: a missing or unknown input, or an undeclared state.
+            InputError: a missing or unknown input, an undeclared state, or a
+                limit that is not positive.
             CredentialError: the spec's credential variable is unset.
             StoreError: ``drive=False`` on an engine without a store.
         """
@@ -541,6 +585,7 @@ class AsyncEngine:
                 "create the engine with store=…"
             )
             raise StoreError(msg)
+        limits = check_limits(deadline, max_attempts)
         b = self._bind.binding(spec, lifecycle)
         values = check_inputs(b, {**(inputs or {}), **more_inputs}, for_submit=False)
         check_filters(b, item_filters)
@@ -557,6 +602,8 @@ class AsyncEngine:
                     state=state,
                     now=self._clock.now(),
                     rng=self._rng,
+                    deadline_after=limits[0],
+                    max_attempts=limits[1],
                 )
             )
             if len(batch) >= _BATCH:

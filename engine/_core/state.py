@@ -11,15 +11,32 @@ URLs, SAS signatures included, are sent once and never stored).
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
 
-from engine._errors import JobError, JobFailed, JobTimedOut, RemoteError, RemoteKind
+from engine._errors import (
+    InputError,
+    JobError,
+    JobFailed,
+    JobTimedOut,
+    RemoteError,
+    RemoteKind,
+)
 from statemachines import Outcome
 
-__all__ = ["End", "JobRef", "JobResult", "JobState", "JobStatus", "Phase", "Record"]
+__all__ = [
+    "End",
+    "JobRef",
+    "JobResult",
+    "JobState",
+    "JobStatus",
+    "Phase",
+    "Record",
+    "check_limits",
+]
 
 
 class Phase(enum.StrEnum):
@@ -230,6 +247,10 @@ class JobState:
     #: The final poll body and the fetched result (kept until handed over).
     response: Any = None
     result: Any = None
+    #: The caller's own limits for this job, in place of the spec's (``None``:
+    #: the spec's): seconds after the start, and polls in all.
+    deadline_after: float | None = None
+    max_attempts: int | None = None
 
     @property
     def done(self) -> bool:
@@ -261,11 +282,15 @@ class JobState:
         data["error"] = dict(self.error) if self.error is not None else None
         data["response"] = self.response
         data["result"] = self.result
+        data["deadline_after"] = self.deadline_after
+        data["max_attempts"] = self.max_attempts
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobState:
         """Rebuild a state from :meth:`to_json`'s output.
+
+        Snapshots written before a field existed load with its default.
 
         Raises:
             ValueError: for a snapshot that is not one (missing field, bad phase).
@@ -283,6 +308,8 @@ class JobState:
                 error=data.get("error"),
                 response=data.get("response"),
                 result=data.get("result"),
+                deadline_after=data.get("deadline_after"),
+                max_attempts=data.get("max_attempts"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             # ValueError: a phase or an end the core does not know.
@@ -339,6 +366,42 @@ class JobState:
             last_state=self.state,
             retryable=bool(error.get("retryable", False)),
         )
+
+
+def check_limits(
+    deadline: object, max_attempts: object
+) -> tuple[float | None, int | None]:
+    """Return a caller's own deadline and attempts for a job, once checked.
+
+    A deadline is a positive, finite number of seconds; attempts a whole
+    number of at least 1 (a bool is neither). ``None`` keeps the spec's.
+    Typed ``object``: the values come from callers, unchecked.
+
+    Raises:
+        InputError: naming the bad value.
+    """
+    seconds: float | None = None
+    if deadline is not None:
+        if (
+            not isinstance(deadline, (int, float))
+            or isinstance(deadline, bool)
+            or not math.isfinite(deadline)
+            or deadline <= 0
+        ):
+            msg = f"deadline must be a positive, finite number of seconds, not {deadline!r}"
+            raise InputError(msg)
+        seconds = float(deadline)
+    attempts: int | None = None
+    if max_attempts is not None:
+        if (
+            not isinstance(max_attempts, int)
+            or isinstance(max_attempts, bool)
+            or max_attempts < 1
+        ):
+            msg = f"max_attempts must be a whole number of at least 1, not {max_attempts!r}"
+            raise InputError(msg)
+        attempts = max_attempts
+    return seconds, attempts
 
 
 #: Every field of a job state, in order (what ``JobState.copy`` carries over).

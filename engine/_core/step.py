@@ -107,14 +107,12 @@ def _fresh(
     now: float,
     phase: Phase,
     client_ref: str | None = None,
+    deadline_after: float | None = None,
+    max_attempts: int | None = None,
 ) -> JobState:
-    schedule = b.lifecycle.schedule
-    deadline = schedule.deadline
-    override = schedule.for_state(state)
-    if override is not None and override.deadline is not None:
-        # Adopted in a state with its own deadline (a provisional state
-        # re-checked for hours): that deadline is why the job waits there.
-        deadline = override.deadline
+    deadline = timing.start_deadline(
+        b.lifecycle.schedule, state, now=now, scale=b.scale, own=deadline_after
+    )
     return JobState(
         key=key,
         service=b.spec.name,
@@ -125,12 +123,14 @@ def _fresh(
         state=state,
         phase=phase,
         due=now,
-        deadline=None if deadline is None else now + deadline * b.scale,
+        deadline=deadline,
         inputs=b.keep(inputs),
         filters=dict(filters) if filters else None,
         base_url=b.base_url,
         client_ref=client_ref,
         started=now,
+        deadline_after=deadline_after,
+        max_attempts=max_attempts,
     )
 
 
@@ -142,6 +142,8 @@ def new_submission(
     filters: Mapping[str, Any] | None,
     now: float,
     client_ref: str | None = None,
+    deadline_after: float | None = None,
+    max_attempts: int | None = None,
 ) -> JobState:
     """Return the state of a job about to be submitted (phase ``submit``, no id yet).
 
@@ -151,6 +153,8 @@ def new_submission(
     ``submit.client_ref`` names) or else ``client_ref``, which the driver
     generates; it is stored with the intent, so that a crash while the
     request is on the wire can be resolved by the spec's lookup.
+    ``deadline_after`` and ``max_attempts`` are the caller's own limits for
+    this job (see :func:`~engine._core.state.check_limits`).
     """
     submit = b.lifecycle.submit
     ref = submit.client_ref if submit is not None else None
@@ -168,6 +172,8 @@ def new_submission(
         now=now,
         phase=Phase.SUBMIT,
         client_ref=client_ref,
+        deadline_after=deadline_after,
+        max_attempts=max_attempts,
     )
 
 
@@ -213,10 +219,13 @@ def adopt(
     state: str | None,
     now: float,
     rng: random.Random | None = None,
+    deadline_after: float | None = None,
+    max_attempts: int | None = None,
 ) -> Step:
     """Start tracking an existing job by id (in ``state``, default the initial one).
 
     With ``rng`` the first poll's delay is jittered (by the schedule's jitter).
+    ``deadline_after`` and ``max_attempts`` are the caller's own limits.
     """
     lifecycle = b.lifecycle
     if state is not None and state not in lifecycle.state_names:
@@ -232,6 +241,8 @@ def adopt(
         filters=filters,
         now=now,
         phase=Phase.POLL,
+        deadline_after=deadline_after,
+        max_attempts=max_attempts,
     )
     job.due = timing.first_poll(
         lifecycle, _NO_HEADERS, now=now, scale=b.scale, deadline=job.deadline, rng=rng
@@ -894,6 +905,7 @@ class _Stepper:
             now=self.now,
             scale=b.scale,
             rng=self.rng,
+            max_attempts=job.max_attempts,
         )
         if plan.due is None:
             self.time_out(plan.give_up or "gave up")

@@ -170,10 +170,17 @@ async def _run(  # noqa: PLR0917 - one caller, cmd_run
                     inputs,
                     item_filters=filters,
                     state=args.state,
+                    deadline=args.deadline,
+                    max_attempts=args.max_attempts,
                 )
             else:
                 ref = await engine.submit(
-                    spec, args.lifecycle, inputs, item_filters=filters
+                    spec,
+                    args.lifecycle,
+                    inputs,
+                    item_filters=filters,
+                    deadline=args.deadline,
+                    max_attempts=args.max_attempts,
                 )
         except RemoteError as exc:
             print(f"statepoll: {exc}", file=err)
