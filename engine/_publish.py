@@ -295,6 +295,7 @@ def _events(
                 **base,
                 observed=redact(record.observed),
                 changed=bool(detail.get("changed")),
+                progress=detail.get("progress"),
             )
         ]
     simple = _SIMPLE.get(kind)
@@ -400,7 +401,7 @@ _SIMPLE: dict[str, Any] = {
 def _log(b: Binding, job: JobState, record: Record) -> None:
     """Write the log line a record deserves (plain polls and item moves write none)."""
     kind = record.kind
-    if kind in ("polled", "item_transition", "submitted"):
+    if kind in ("polled", "item_transition", "submitted", "progress"):
         return
     who = f"{b.spec.name}/{b.lifecycle.name} job {job.job_id}"
     extra = {

@@ -25,6 +25,7 @@ from .spec import (
     Paging,
     Policy,
     Poll,
+    Progress,
     Request,
     Result,
     RetryAfter,
@@ -182,6 +183,9 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
                 _rule(r, f"{at}/poll/observe/{i}")
                 for i, r in enumerate(raw["poll"]["observe"])
             ),
+            progress=_progress(raw["poll"]["progress"], f"{at}/poll/progress")
+            if "progress" in raw["poll"]
+            else None,
             location=f"{at}/poll",
         ),
         schedule=_schedule(raw.get("schedule", {}), f"{at}/schedule", origins),
@@ -359,6 +363,16 @@ def _lookup(raw: Doc, at: str) -> Lookup:
         job_id=_locators(raw["job_id"], f"{at}/job_id"),
         not_found_status=tuple(raw.get("not_found_status", (404,))),
         observe=raw.get("observe", True),
+        location=at,
+    )
+
+
+def _progress(raw: Doc, at: str) -> Progress:
+    return Progress(
+        pointer=raw.get("pointer"),
+        max_value=raw.get("max"),
+        done=raw.get("done"),
+        total=raw.get("total"),
         location=at,
     )
 

@@ -373,6 +373,34 @@ def _produced(lifecycle: Lifecycle) -> Found:
         )
 
 
+def _progress_sound(lifecycle: Lifecycle) -> Found:
+    progress = lifecycle.poll.progress
+    if progress is None:
+        return
+    at = progress.location
+    counts = progress.done is not None or progress.total is not None
+    if lifecycle.item_only:
+        yield (
+            at,
+            (
+                "progress is read on a job's polls; this lifecycle only tracks items "
+                "(declare it on the job's lifecycle)"
+            ),
+        )
+    if progress.pointer is not None and counts:
+        yield at, "give pointer (a number out of max) or done and total, not both"
+    elif progress.pointer is None and progress.max_value is not None:
+        yield f"{at}/max", "max is what pointer's number is out of: add pointer"
+    if progress.done is not None and progress.total is None:
+        yield f"{at}/done", "done needs total beside it (the count in all)"
+    if progress.total is not None and progress.done is None:
+        yield f"{at}/total", "total needs done beside it (the count done)"
+    if progress.done is not None and progress.done == progress.total:
+        yield f"{at}/total", "done and total are the same pointer: always complete"
+    if progress.pointer is None and not counts and progress.max_value is None:
+        yield at, "give pointer (a number out of max, 100 by default) or done and total"
+
+
 _CHECKS: tuple[Callable[[Lifecycle], Found], ...] = (
     _client_ref_sound,
     _one_initial,
@@ -384,5 +412,6 @@ _CHECKS: tuple[Callable[[Lifecycle], Found], ...] = (
     _schedule_sound,
     _requests_resolvable,
     _cancel_path_legal,
+    _progress_sound,
 )
 _WARNINGS: tuple[Callable[[Lifecycle], Found], ...] = (_produced,)

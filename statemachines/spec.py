@@ -36,6 +36,7 @@ __all__ = [
     "Paging",
     "Policy",
     "Poll",
+    "Progress",
     "Request",
     "Result",
     "RetryAfter",
@@ -313,6 +314,23 @@ class Poll:
 
     request: Request
     observe: tuple[ObserveRule, ...]
+    progress: Progress | None = None
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Progress:
+    """How far along a job is, read from every poll response.
+
+    Either ``pointer`` (a number out of ``max_value``, 100 when ``None``: a
+    percent) or ``done`` and ``total`` (counts); the checks refuse any other
+    combination.
+    """
+
+    pointer: str | None = None
+    max_value: float | None = None
+    done: str | None = None
+    total: str | None = None
     location: str = _loc()
 
 

@@ -128,7 +128,9 @@ class JobStatus:
 
     ``phase`` is ``submit``, ``lookup``, ``poll``, ``items``, ``result``,
     ``cancel`` or ``done``; ``ended`` is ``None`` while the job is live, else
-    ``completed``, ``timed_out``, ``errored`` or ``forgotten``.
+    ``completed``, ``timed_out``, ``errored`` or ``forgotten``. ``progress``
+    is the last fraction done (0..1) the service reported, where the spec
+    reads one (``poll.progress``).
     """
 
     job: JobRef
@@ -138,6 +140,7 @@ class JobStatus:
     polls: int
     due: float | None
     error: str | None = None
+    progress: float | None = None
 
     @property
     def done(self) -> bool:
@@ -251,6 +254,8 @@ class JobState:
     #: the spec's): seconds after the start, and polls in all.
     deadline_after: float | None = None
     max_attempts: int | None = None
+    #: The last fraction done (0..1) the service reported (``poll.progress``).
+    progress: float | None = None
 
     @property
     def done(self) -> bool:
@@ -284,6 +289,7 @@ class JobState:
         data["result"] = self.result
         data["deadline_after"] = self.deadline_after
         data["max_attempts"] = self.max_attempts
+        data["progress"] = self.progress
         return data
 
     @classmethod
@@ -310,6 +316,7 @@ class JobState:
                 result=data.get("result"),
                 deadline_after=data.get("deadline_after"),
                 max_attempts=data.get("max_attempts"),
+                progress=data.get("progress"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             # ValueError: a phase or an end the core does not know.
@@ -326,6 +333,7 @@ class JobState:
             polls=self.polls,
             due=None if self.done else self.due,
             error=None if self.error is None else str(self.error.get("message")),
+            progress=self.progress,
         )
 
     def to_result(self, outcome: Outcome | None) -> JobResult:

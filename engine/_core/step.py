@@ -24,6 +24,7 @@ from engine._core import timing
 from engine._core.advance import advance
 from engine._core.binding import Binding
 from engine._core.observe import Observation, observe
+from engine._core.progress import new_tenth, read_progress
 from engine._core.reply import Reply, where
 from engine._core.state import End, JobState, Phase, Record
 from engine._core.wire import (
@@ -793,17 +794,31 @@ class _Stepper:
             body,
             default_policy=lifecycle.policy.unknown_state,
         )
+        detail: dict[str, Any] = {
+            "changed": seen.state is not None and seen.state != self.job.state
+        }
+        reading = read_progress(lifecycle.poll.progress, body)
+        if reading is not None:
+            detail["progress"] = reading
         self.records.append(
             Record(
                 kind="polled",
                 trigger=trigger,
                 http_status=reply.status,
                 observed=seen.raw,
-                detail={
-                    "changed": seen.state is not None and seen.state != self.job.state
-                },
+                detail=detail,
             )
         )
+        if new_tenth(self.job.progress, reading):
+            self.records.append(
+                Record(
+                    kind="progress",
+                    http_status=reply.status,
+                    detail={"progress": reading},
+                )
+            )
+        if reading is not None:
+            self.job.progress = reading
         self.move(seen, reply, trigger=trigger)
         job = self.job
         if job.done:

@@ -86,6 +86,13 @@ def _observed(r: _Record, d: Mapping[str, Any], status: str, item: str) -> str:
     return f"{r.get('kind')}{item}: observed {seen} in {r.get('from')} ({d.get('policy')}){status}"
 
 
+def _progress(_r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
+    fraction = d.get("progress")
+    if not isinstance(fraction, (int, float)):
+        return f"progress: {_excerpt(fraction)}{status}"
+    return f"progress: {fraction:.0%} done{status}"
+
+
 def _forgotten(r: _Record, _d: Mapping[str, Any], _s: str, _i: str) -> str:
     where = f" in {r.get('to')}" if r.get("to") else ""
     return f"forgotten{where}: no longer tracked, whatever the service does next"
@@ -123,6 +130,7 @@ _DESCRIBE: Final[dict[str, _Describe]] = {
     "illegal_transition": _observed,
     "unknown_state": _observed,
     "forgotten": _forgotten,
+    "progress": _progress,
     "intent": _intent,
     "lookup": _lookup,
     "unresolved_submission": _unresolved,

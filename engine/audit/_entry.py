@@ -32,6 +32,7 @@ AUDIT_KINDS: Final = (
     "errored",
     "forgotten",
     "resumed",
+    "progress",
 )
 
 
