@@ -115,10 +115,13 @@ async def test_tracked_jobs_keep_their_own_limits(
 
 @pytest.mark.anyio
 async def test_a_worker_applies_the_limits_kept_in_the_store(
-    tmp_path: Path, service: ToyService, server: ServerHandle
+    tmp_path: Path,
+    service: ToyService,
+    server: ServerHandle,
+    store_url: str,
 ) -> None:
     """Limits given at enqueue and track_many(drive=False) are stored; the worker honours them."""
-    spec, store = write_spec(tmp_path), str(tmp_path / "jobs.db")
+    spec, store = write_spec(tmp_path), store_url
     service.add("adopted", FOREVER)
     async with _engine(server, store=store) as engine:
         queued = await engine.enqueue(spec, "job", polls=FOREVER, max_attempts=2)

@@ -117,10 +117,13 @@ async def test_audit_show_lists_progress_by_the_tenth_and_verify_holds(
 
 @pytest.mark.anyio
 async def test_a_worker_keeps_the_progress_in_the_store(
-    tmp_path: Path, service: ToyService, server: ServerHandle
+    tmp_path: Path,
+    service: ToyService,
+    server: ServerHandle,
+    store_url: str,
 ) -> None:
     """A job driven by a worker: status() from another engine reads its last progress."""
-    spec, store = _spec(tmp_path, {"pointer": "/percent"}), str(tmp_path / "jobs.db")
+    spec, store = _spec(tmp_path, {"pointer": "/percent"}), store_url
     async with AsyncEngine(base_urls={"toy": server.url}, store=store) as engine:
         ref = await engine.enqueue(spec, "job", polls=4, max_attempts=2)
     worker = Worker(store, base_urls={"toy": server.url}, specs=[spec])
