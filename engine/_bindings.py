@@ -109,6 +109,18 @@ class Bindings:
             self.base_urls.setdefault(spec.name, job.base_url)
         return self.binding(spec, job.lifecycle)
 
+    def chained(self, b: Binding, lifecycle: str) -> Binding:
+        """Return ``lifecycle`` of ``b``'s spec, bound like ``b``: the next job of a chain.
+
+        Raises:
+            CredentialError: the spec's credential variable is unset.
+        """
+        key = (b.spec.content_hash or b.spec.name, lifecycle, b.base_url)
+        found = self._bindings.get(key)
+        if found is None:
+            found = self._bindings[key] = self._bind(b.spec, lifecycle, b.base_url)
+        return found
+
     def _binding_of(self, loaded: Spec, lifecycle: str) -> Binding:
         service = loaded.service
         base = self.base_urls.get(service.name)

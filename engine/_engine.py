@@ -197,6 +197,7 @@ class AsyncEngine:
                 spec.name, spec.service.max_in_flight
             ),
         )
+        self._run.bind_chained = self._bind.chained
         self._keys = itertools.count(1)
         self._state: Literal["unopened", "opened", "closed"] = "unopened"
 
@@ -633,15 +634,49 @@ class AsyncEngine:
         spec (wait again, :meth:`cancel` or :meth:`forget` it). Once
         returned, the result is the caller's: the engine keeps no copy.
 
+        When the job starts another (a success state's ``then``), the wait
+        goes on to the last job of the chain and returns its result: its
+        ``chain`` names every job, the first one first. ``timeout`` bounds
+        the whole wait.
+
         Raises:
             WaitTimeout: ``timeout`` expired first; the job is still running.
             JobTimedOut: the spec's deadline or attempts ran out.
             RemoteError: the job ended with a classified remote error.
         """
+        loop = asyncio.get_running_loop()
+        until = None if timeout is None else loop.time() + timeout
         live = self._run.jobs.get(job.key)
         if live is None and self._holder is not None:
-            return await self._wait_stored(job, timeout)
-        live = self._run.live(job)
+            result, following = await self._wait_stored(job, timeout)
+        else:
+            result, following = await self._wait_live(self._run.live(job), timeout)
+        while following is not None:
+            left = None if until is None else max(0.0, until - loop.time())
+            result, following = await self._wait_next(following, left)
+        if result.error is not None:
+            raise result.error
+        return result
+
+    async def _wait_next(
+        self, key: str, timeout: float | None
+    ) -> tuple[JobResult, str | None]:
+        """Wait for the next job of a chain, by its key (held here, or in the store)."""
+        live = self._run.jobs.get(key)
+        if live is not None:
+            return await self._wait_live(live, timeout)
+        if self._holder is not None:
+            state = await self._holder.stored(key)
+            if state is not None:
+                return await self._wait_stored(state.ref(), timeout)
+        msg = f"the next job of a chain ({key}) is neither held here nor stored"
+        raise KeyError(msg)
+
+    async def _wait_live(
+        self, live: Live, timeout: float | None
+    ) -> tuple[JobResult, str | None]:
+        """Wait for a job held here; return its result and the key of the job it started."""
+        job = live.job.ref()
         if live.handed:
             msg = f"{live.b.name} job {job.job_id}: its result was handed over already"
             raise KeyError(msg)
@@ -663,12 +698,13 @@ class AsyncEngine:
                     raise WaitTimeout(msg, job=job, state=state) from None
         result = live.result
         assert result is not None  # noqa: S101 - set when the job ended
+        following = live.job.next_key
         self._run.release(live)
-        if result.error is not None:
-            raise result.error
-        return result
+        return result, following
 
-    async def _wait_stored(self, job: JobRef, timeout: float | None) -> JobResult:
+    async def _wait_stored(
+        self, job: JobRef, timeout: float | None
+    ) -> tuple[JobResult, str | None]:
         """Wait for a job another driver drives, reading the store until it ends."""
         holder = self._holder
         assert holder is not None  # noqa: S101 - callers checked
@@ -682,10 +718,7 @@ class AsyncEngine:
                         raise KeyError(msg)
                     last = state.state
                     if state.done:
-                        result = holder.result_of(state)
-                        if result.error is not None:
-                            raise result.error
-                        return result
+                        return holder.result_of(state), state.next_key
                     await holder.store.wait_changed(1.0)
         except TimeoutError:
             msg = (

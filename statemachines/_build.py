@@ -36,6 +36,8 @@ from .spec import (
     State,
     StateSchedule,
     Submit,
+    Then,
+    ThenInput,
     Transition,
 )
 
@@ -137,6 +139,9 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
             outcome=Outcome(s["outcome"]) if "outcome" in s else None,
             provisional=s.get("provisional", False),
             description=s.get("description", ""),
+            then=_then(s["then"], f"{at}/states/{state_name}/then")
+            if "then" in s
+            else None,
             location=f"{at}/states/{state_name}",
         )
         for state_name, s in raw["states"].items()
@@ -363,6 +368,26 @@ def _lookup(raw: Doc, at: str) -> Lookup:
         job_id=_locators(raw["job_id"], f"{at}/job_id"),
         not_found_status=tuple(raw.get("not_found_status", (404,))),
         observe=raw.get("observe", True),
+        location=at,
+    )
+
+
+def _then(raw: Doc, at: str) -> Then:
+    return Then(
+        lifecycle=raw["lifecycle"],
+        inputs=tuple(
+            ThenInput(
+                name=name,
+                pointer=source.get("pointer"),
+                source=source.get("from", "result"),
+                input=source.get("input"),
+                value=source.get("value"),
+                has_value="value" in source,
+                location=f"{at}/inputs/{name}",
+            )
+            for name, source in raw.get("inputs", {}).items()
+        ),
+        description=raw.get("description", ""),
         location=at,
     )
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from .errors import Problem, TemplateError, in_pointer_order, shorten
 from .pointer import escape
-from .spec import Lifecycle, Outcome, Request, Spec
+from .spec import Lifecycle, Outcome, Request, Spec, Then
 from .template import Template, Variable
 
 __all__ = ["check_spec"]
@@ -54,6 +54,7 @@ def check_spec(spec: Spec, file: str) -> list[Problem]:
                 problems.append(
                     Problem(file, at, "a lifecycle cannot be its own items' lifecycle")
                 )
+    problems.extend(Problem(file, at, message) for at, message in _chains_sound(spec))
     return in_pointer_order(problems)
 
 
@@ -399,6 +400,114 @@ def _progress_sound(lifecycle: Lifecycle) -> Found:
         yield f"{at}/total", "done and total are the same pointer: always complete"
     if progress.pointer is None and not counts and progress.max_value is None:
         yield at, "give pointer (a number out of max, 100 by default) or done and total"
+
+
+def _chains_sound(spec: Spec) -> Found:
+    """Each ``then`` starts a lifecycle that can be submitted with what it is given."""
+    names = spec.lifecycle_names
+    targets: dict[str, set[str]] = {name: set() for name in names}
+    for lifecycle in spec.lifecycles:
+        for state in lifecycle.states:
+            then = state.then
+            if then is None:
+                continue
+            if state.outcome is not Outcome.SUCCESS:
+                what = state.outcome.value if state.outcome else "not terminal"
+                yield (
+                    then.location,
+                    (
+                        f"only a success state can start another lifecycle ({state.name}: "
+                        f"{what})"
+                    ),
+                )
+            yield from _then_inputs_own(lifecycle, then)
+            if then.lifecycle not in names:
+                yield (
+                    f"{then.location}/lifecycle",
+                    (
+                        f"unknown lifecycle {shorten(then.lifecycle)!r}"
+                        f"{_hint(then.lifecycle, names)}"
+                    ),
+                )
+                continue
+            targets[lifecycle.name].add(then.lifecycle)
+            yield from _then_target(spec.lifecycle(then.lifecycle), then)
+    for lifecycle in spec.lifecycles:
+        for state in lifecycle.states:
+            then = state.then
+            if then is None or then.lifecycle not in names:
+                continue
+            path = _chain_back(targets, then.lifecycle, lifecycle.name)
+            if path is not None:
+                loop = " -> ".join((lifecycle.name, *path))
+                yield (
+                    f"{then.location}/lifecycle",
+                    f"the chain comes back ({loop}): a chain must end",
+                )
+
+
+def _then_inputs_own(lifecycle: Lifecycle, then: Then) -> Found:
+    own = tuple(i.name for i in lifecycle.inputs)
+    for source in then.inputs:
+        if source.input is not None and source.input not in own:
+            yield (
+                f"{source.location}/input",
+                (
+                    f"unknown input {shorten(source.input)!r} of this lifecycle"
+                    f"{_hint(source.input, own)}"
+                ),
+            )
+
+
+def _then_target(target: Lifecycle, then: Then) -> Found:
+    at = f"{then.location}/lifecycle"
+    if target.item_only or target.submit is None:
+        yield (
+            at,
+            f"lifecycle {target.name!r} has no submit: a chained job is submitted",
+        )
+        return
+    declared = tuple(i.name for i in target.inputs)
+    for source in then.inputs:
+        if source.name not in declared:
+            yield (
+                source.location,
+                (
+                    f"unknown input {shorten(source.name)!r} of lifecycle "
+                    f"{target.name!r}{_hint(source.name, declared)}"
+                ),
+            )
+    given = {source.name for source in then.inputs}
+    missing = [
+        i.name
+        for i in target.inputs
+        if i.required and i.default is None and i.name not in given
+    ]
+    if missing:
+        yield (
+            then.location,
+            (
+                f"missing required input(s) of lifecycle {target.name!r}: "
+                + ", ".join(missing)
+            ),
+        )
+
+
+def _chain_back(
+    targets: dict[str, set[str]], start: str, home: str
+) -> tuple[str, ...] | None:
+    """Return a path of chained lifecycles from ``start`` back to ``home``, if any."""
+    paths: deque[tuple[str, ...]] = deque([(start,)])
+    seen = {start}
+    while paths:
+        path = paths.popleft()
+        if path[-1] == home:
+            return path
+        for target in sorted(targets[path[-1]]):
+            if target not in seen:
+                seen.add(target)
+                paths.append((*path, target))
+    return None
 
 
 _CHECKS: tuple[Callable[[Lifecycle], Found], ...] = (

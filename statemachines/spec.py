@@ -47,6 +47,8 @@ __all__ = [
     "State",
     "StateSchedule",
     "Submit",
+    "Then",
+    "ThenInput",
     "Transition",
 ]
 
@@ -77,12 +79,42 @@ class State:
     outcome: Outcome | None = None
     provisional: bool = False
     description: str = ""
+    then: Then | None = None
     location: str = _loc()
 
     @property
     def terminal(self) -> bool:
         """Whether the job ends here."""
         return self.outcome is not None
+
+
+@attrs.frozen(kw_only=True)
+class ThenInput:
+    """Where one input of a chained job comes from: exactly one of the three.
+
+    ``pointer`` reads this job's result (``source="response"``: its final
+    poll response), ``input`` names one of this job's own inputs, ``value``
+    is fixed (``has_value`` tells a fixed ``null`` from none).
+    """
+
+    name: str
+    pointer: str | None = None
+    source: Literal["result", "response"] = "result"
+    input: str | None = None
+    # JSON values (lists, objects) do not hash; equality still compares them.
+    value: Any = attrs.field(default=None, hash=False)
+    has_value: bool = False
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Then:
+    """A chained lifecycle, started when a job ends in a success state."""
+
+    lifecycle: str
+    inputs: tuple[ThenInput, ...] = ()
+    description: str = ""
+    location: str = _loc()
 
 
 @attrs.frozen(kw_only=True)

@@ -47,6 +47,9 @@ class Phase(enum.StrEnum):
     does next about it.
     """
 
+    #: Started by the job before it in a chain (``then``): its submit is not
+    #: sent yet; its intent is committed first, as the phase moves on to ``submit``.
+    START = "start"
     #: The submit request is about to be sent or on the wire (its intent is stored).
     SUBMIT = "submit"
     #: Finding a submission again by its client reference, after a crash.
@@ -92,7 +95,9 @@ class JobResult:
 
     ``response`` is the final poll response body, ``result`` the fetched result
     (the final response body when the spec fetches none); neither is ``None``
-    for a job that reached a terminal state with a body.
+    for a job that reached a terminal state with a body. In a chain of
+    lifecycles (``then``), ``chained_from`` names the jobs that led to this
+    one, the first one first, and ``chain`` is every job of it, this one last.
     """
 
     job: JobRef
@@ -104,11 +109,17 @@ class JobResult:
     attempts: int = 0
     items: Mapping[str, str] = attrs.field(factory=dict)
     error: JobError | None = None
+    chained_from: tuple[JobRef, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Whether the job ended in a success state."""
         return self.outcome is Outcome.SUCCESS
+
+    @property
+    def chain(self) -> tuple[JobRef, ...]:
+        """Every job of the chain that ended here, the first one first (or this one alone)."""
+        return (*self.chained_from, self.job)
 
     def raise_for_outcome(self) -> JobResult:
         """Return self on success; raise the job's error or ``JobFailed`` otherwise."""
@@ -256,6 +267,12 @@ class JobState:
     max_attempts: int | None = None
     #: The last fraction done (0..1) the service reported (``poll.progress``).
     progress: float | None = None
+    #: A chain of lifecycles (``then``): the jobs that led to this one (the
+    #: first one first), the key of the job this one started when it ended,
+    #: and, until its submit is answered, a chained job's submit inputs.
+    chain: tuple[JobRef, ...] = ()
+    next_key: str | None = None
+    pending: Mapping[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -290,6 +307,9 @@ class JobState:
         data["deadline_after"] = self.deadline_after
         data["max_attempts"] = self.max_attempts
         data["progress"] = self.progress
+        data["chain"] = [attrs.astuple(ref) for ref in self.chain]
+        data["next_key"] = self.next_key
+        data["pending"] = dict(self.pending) if self.pending is not None else None
         return data
 
     @classmethod
@@ -317,6 +337,9 @@ class JobState:
                 deadline_after=data.get("deadline_after"),
                 max_attempts=data.get("max_attempts"),
                 progress=data.get("progress"),
+                chain=tuple(JobRef(*ref) for ref in data.get("chain") or ()),
+                next_key=data.get("next_key"),
+                pending=data.get("pending"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             # ValueError: a phase or an end the core does not know.
@@ -352,6 +375,7 @@ class JobState:
             attempts=self.polls,
             items=dict(self.items or {}),
             error=self.job_error(),
+            chained_from=self.chain,
         )
 
     def job_error(self) -> JobError | None:

@@ -23,6 +23,13 @@ import attrs
 from engine._core import timing
 from engine._core.advance import advance
 from engine._core.binding import Binding
+from engine._core.chain import (
+    Chained,
+    ChainError,
+    chain_inputs,
+    chain_key,
+    client_ref_for,
+)
 from engine._core.observe import Observation, observe
 from engine._core.progress import new_tenth, read_progress
 from engine._core.reply import Reply, where
@@ -39,13 +46,14 @@ from engine._core.wire import (
     submit_links,
 )
 from engine._errors import CancelError, InputError, RemoteError
-from statemachines import MISSING, Request, resolve_pointer
+from statemachines import MISSING, Outcome, Request, resolve_pointer
 
 __all__ = [
     "Outgoing",
     "Step",
     "abort",
     "adopt",
+    "begin_submit",
     "forget",
     "new_submission",
     "on_reply",
@@ -53,6 +61,7 @@ __all__ = [
     "request_cancel",
     "request_for",
     "resume",
+    "start_chained",
     "submit_request",
 ]
 
@@ -65,6 +74,9 @@ class Step:
 
     job: JobState
     records: tuple[Record, ...] = ()
+    #: The job this step starts (a success state's ``then``): the driver
+    #: creates it with :func:`start_chained`, in the same commit as this step.
+    then: Chained | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -252,6 +264,57 @@ def adopt(
     return Step(job=job, records=(record,))
 
 
+def start_chained(b: Binding, first: JobState, chained: Chained, *, now: float) -> Step:
+    """Return the job ``first`` starts as it ends (phase ``start``: nothing sent yet).
+
+    ``b`` is the chained lifecycle's binding. The job keeps its submit
+    inputs (``pending``) until its submit is answered, and the chain of the
+    jobs before it; its first record names the job that started it.
+    """
+    submit = b.lifecycle.submit
+    job = new_submission(
+        b,
+        key=chained.key,
+        inputs=chained.inputs,
+        filters=None,
+        now=now,
+        client_ref=client_ref_for(chained.key)
+        if submit is not None and submit.client_ref is not None
+        else None,
+    )
+    job.phase = Phase.START
+    job.pending = dict(chained.inputs)
+    job.chain = (*first.chain, first.ref())
+    record = Record(
+        kind="chained",
+        to_state=job.state,
+        trigger="then",
+        detail={
+            "key": job.key,
+            "chained_from": first.key,
+            "from_lifecycle": first.lifecycle,
+            "from_job_id": first.job_id,
+        },
+    )
+    return Step(job=job, records=(record,))
+
+
+def begin_submit(b: Binding, job: JobState, *, now: float) -> Step:
+    """Move a chained job from ``start`` to ``submit``: its intent, committed before it is sent.
+
+    Once this step is committed, a crash leaves the job in ``submit``: the
+    spec's lookup resolves it, and it is never sent twice.
+    """
+    del b
+    new = job.copy()
+    new.phase = Phase.SUBMIT
+    new.due = now
+    record = Record(
+        kind="intent", detail={"client_ref": new.client_ref, "key": new.key}
+    )
+    return Step(job=new, records=(record,))
+
+
 def resume(b: Binding, job: JobState, *, now: float) -> Step:
     """Take a stored job over after a restart: it goes on from its stored phase and due time.
 
@@ -318,7 +381,7 @@ def request_cancel(b: Binding, job: JobState, *, now: float) -> JobState | None:
         raise CancelError(msg)
     if job.done or job.state in b.terminal:
         return None
-    if job.phase is Phase.SUBMIT:
+    if job.phase in {Phase.START, Phase.SUBMIT}:
         msg = f"{b.name}: the job has not been submitted yet; nothing to cancel"
         raise CancelError(msg)
     if job.state not in cancel.from_states:
@@ -362,6 +425,13 @@ def request_for(b: Binding, job: JobState) -> Outgoing:
     phase = job.phase
     if phase is Phase.POLL:
         return Outgoing(request=lifecycle.poll.request, url=poll_url(b, job))
+    if phase is Phase.SUBMIT and job.pending is not None:
+        # A chained job: its driver sends the submit (after its intent).
+        try:
+            return submit_request(b, job, job.pending)
+        except InputError as exc:
+            msg = f"{b.name}: {exc}"
+            raise RemoteError(msg, kind="protocol", retryable=False) from None
     if phase is Phase.ITEMS and lifecycle.items is not None and job.page:
         return Outgoing(request=lifecycle.items.request, url=job.page)
     if phase is Phase.RESULT and lifecycle.result is not None and job.result_link:
@@ -443,7 +513,7 @@ _READERS: Final = {
 class _Stepper:
     """The working state of one step: a job copy being changed and its records."""
 
-    __slots__ = ("b", "job", "now", "records", "rng")
+    __slots__ = ("b", "job", "now", "records", "rng", "then")
 
     def __init__(
         self, b: Binding, job: JobState, now: float, rng: random.Random
@@ -453,9 +523,10 @@ class _Stepper:
         self.now = now
         self.rng = rng
         self.records: list[Record] = []
+        self.then: Chained | None = None
 
     def step(self) -> Step:
-        return Step(job=self.job, records=tuple(self.records))
+        return Step(job=self.job, records=tuple(self.records), then=self.then)
 
     # -- classification ----------------------------------------------------------------
 
@@ -483,6 +554,12 @@ class _Stepper:
     # -- the phases --------------------------------------------------------------------
 
     def submitted(self, got: Reply | RemoteError) -> None:
+        self.read_submit(got)
+        if self.job.phase is not Phase.SUBMIT:
+            # Sent and answered (or failed): a chained job's inputs go.
+            self.job.pending = None
+
+    def read_submit(self, got: Reply | RemoteError) -> None:
         b, job = self.b, self.job
         submit = b.lifecycle.submit
         assert submit is not None  # noqa: S101 - only submissions reach this phase
@@ -518,6 +595,8 @@ class _Stepper:
                 to_state=job.state,
                 trigger="submit",
                 http_status=got.status,
+                # A chained job's earlier records (no job id yet) join it by key.
+                detail={"key": job.key} if job.chain else None,
             )
         )
         if submit.observe:
@@ -1028,18 +1107,33 @@ class _Stepper:
 
     def complete(self) -> None:
         b, job = self.b, self.job
+        state = b.lifecycle.state(job.state)
+        outcome = state.outcome
+        detail: dict[str, Any] = {
+            "outcome": outcome.value if outcome else None,
+            "polls": job.polls,
+        }
+        then = state.then if outcome is Outcome.SUCCESS else None
+        if then is not None:
+            try:
+                inputs = chain_inputs(then, b.spec.lifecycle(then.lifecycle), job)
+            except ChainError as exc:
+                msg = f"{b.name} job {job.job_id}: cannot start {then.lifecycle}: {exc}"
+                self.fail(RemoteError(msg, kind="protocol", retryable=False), None)
+                return
+            job.next_key = chain_key(job)
+            self.then = Chained(
+                lifecycle=then.lifecycle, key=job.next_key, inputs=inputs
+            )
+            detail["then"] = {"lifecycle": then.lifecycle, "key": job.next_key}
         job.phase = Phase.DONE
         job.end = End.COMPLETED
         job.due = self.now
-        outcome = b.lifecycle.state(job.state).outcome
         self.records.append(
             Record(
                 kind="completed",
                 to_state=job.state,
                 http_status=job.status,
-                detail={
-                    "outcome": outcome.value if outcome else None,
-                    "polls": job.polls,
-                },
+                detail=detail,
             )
         )

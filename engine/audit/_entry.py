@@ -33,6 +33,7 @@ AUDIT_KINDS: Final = (
     "forgotten",
     "resumed",
     "progress",
+    "chained",
 )
 
 

@@ -137,6 +137,25 @@ class JobStore(Protocol):
         """
         ...
 
+    async def commit_and_add(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        new: tuple[JobState, Sequence[AuditEntry]],
+        *,
+        hold_new: bool,
+        now: float,
+    ) -> tuple[Lease, Lease] | None:
+        """Write a job's step (it ended: released) and insert the job it starts, in one transaction.
+
+        A chain's next job exists exactly when the step that starts it is
+        written: a crash cannot lose it, and a fenced step (``None``: the job
+        has another owner) adds nothing. The new job is held by the owner
+        when ``hold_new``; returns both leases.
+        """
+        ...
+
     async def claim(
         self, *, now: float, limit: int, due_only: bool = True
     ) -> list[tuple[JobState, Lease]]:

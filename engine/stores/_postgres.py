@@ -303,42 +303,14 @@ class PostgresJobStore:
         now: float,
     ) -> list[Lease]:
         """Insert new jobs and their first records, all in one transaction."""
-        owner = self.owner if hold else None
         async with self._writer() as writer:
-            leases: list[Lease] = []
             rows: list[dict[str, Any]] = []
-            values = []
-            for job, entries in jobs:
-                chained, lease = _chain(
-                    writer, entries, Lease(job.key, 1, 0, GENESIS), rows
-                )
-                rows.extend(chained)
-                leases.append(lease)
-                values.append(
-                    (
-                        job.key,
-                        job.service,
-                        job.lifecycle,
-                        job.job_id,
-                        job.phase.value,
-                        job.done,
-                        job.due,
-                        owner,
-                        lease.jseq,
-                        lease.jhead,
-                        _json(job.to_json()),
-                        now,
-                    )
-                )
+            leases, values = _new_rows(
+                writer, jobs, rows, owner=self.owner if hold else None, now=now
+            )
             try:
-                async with writer.conn.transaction(), writer.conn.cursor() as cur:
-                    await cur.executemany(
-                        f"INSERT INTO {SCHEMA}.jobs (key, service, lifecycle, job_id, "
-                        "phase, done, due, owner, token, audit_seq, audit_head, "
-                        "snapshot, updated) VALUES "
-                        "(%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s)",
-                        values,
-                    )
+                async with writer.conn.transaction():
+                    await _insert_jobs(writer.conn, values)
                     await _insert(writer.conn, rows)
                     if not hold:
                         await writer.conn.execute(f"NOTIFY {CHANNEL}")
@@ -358,10 +330,53 @@ class PostgresJobStore:
         now: float,
     ) -> Lease | None:
         """Write a step, fenced by ``lease`` (see ``JobStore.commit``)."""
+        written = await self._write_step(job, entries, lease, hold=hold, now=now)
+        return None if written is None else written[0]
+
+    async def commit_and_add(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        new: tuple[JobState, Sequence[AuditEntry]],
+        *,
+        hold_new: bool,
+        now: float,
+    ) -> tuple[Lease, Lease] | None:
+        """Write a job's step and insert the job it starts, at once (see ``JobStore``)."""
+        written = await self._write_step(
+            job, entries, lease, hold=False, now=now, new=new, hold_new=hold_new
+        )
+        if written is None:
+            return None
+        moved, added = written
+        assert added is not None  # noqa: S101 - a new job was given
+        return moved, added
+
+    async def _write_step(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        *,
+        hold: bool,
+        now: float,
+        new: tuple[JobState, Sequence[AuditEntry]] | None = None,
+        hold_new: bool = False,
+    ) -> tuple[Lease, Lease | None] | None:
         async with self._writer() as writer:
             rows, moved = _chain(writer, entries, lease)
+            added: Lease | None = None
+            values: list[tuple[Any, ...]] = []
+            if new is not None:
+                # The next job of a chain: in the same transaction, so that a
+                # crash can neither lose it nor, the step being fenced, add it twice.
+                owner = self.owner if hold_new else None
+                [added], values = _new_rows(writer, [new], rows, owner=owner, now=now)
             try:
                 async with writer.conn.transaction():
+                    if values:
+                        await _insert_jobs(writer.conn, values)
                     cur = await writer.conn.execute(
                         f"UPDATE {SCHEMA}.jobs SET job_id = %s, phase = %s, done = %s, "
                         "due = %s, owner = %s, audit_seq = %s, audit_head = %s, "
@@ -383,7 +398,9 @@ class PostgresJobStore:
                     if cur.rowcount == 0:
                         raise _Fenced  # noqa: TRY301 - rolls the transaction back, caught below
                     await _insert(writer.conn, rows)
-                    if not hold and not job.done and job.due <= now:
+                    if (not hold and not job.done and job.due <= now) or (
+                        values and not hold_new
+                    ):
                         await writer.conn.execute(f"NOTIFY {CHANNEL}")
             except _Fenced:
                 return None  # rolled back: the job has another owner now
@@ -391,7 +408,7 @@ class PostgresJobStore:
                 msg = f"job store {self.url}: {_first_line(exc)}"
                 raise StoreError(msg) from exc
             _advance(writer, rows)
-        return moved
+        return moved, added
 
     # -- reading and claiming ------------------------------------------------------------
 
@@ -461,6 +478,51 @@ class PostgresJobStore:
 
 class _Fenced(Exception):  # noqa: N818 - a control-flow signal, never raised to a caller
     """The job was claimed by another driver: roll the commit back."""
+
+
+def _new_rows(
+    writer: _Writer,
+    jobs: Sequence[tuple[JobState, Sequence[AuditEntry]]],
+    rows: list[dict[str, Any]],
+    *,
+    owner: str | None,
+    now: float,
+) -> tuple[list[Lease], list[tuple[Any, ...]]]:
+    """Chain new jobs' records after ``rows`` (extended); return their leases and rows."""
+    leases: list[Lease] = []
+    values = []
+    for job, entries in jobs:
+        chained, lease = _chain(writer, entries, Lease(job.key, 1, 0, GENESIS), rows)
+        rows.extend(chained)
+        leases.append(lease)
+        values.append(
+            (
+                job.key,
+                job.service,
+                job.lifecycle,
+                job.job_id,
+                job.phase.value,
+                job.done,
+                job.due,
+                owner,
+                lease.jseq,
+                lease.jhead,
+                _json(job.to_json()),
+                now,
+            )
+        )
+    return leases, values
+
+
+async def _insert_jobs(conn: Any, values: list[tuple[Any, ...]]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            f"INSERT INTO {SCHEMA}.jobs (key, service, lifecycle, job_id, "
+            "phase, done, due, owner, token, audit_seq, audit_head, "
+            "snapshot, updated) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s)",
+            values,
+        )
 
 
 def _chain(

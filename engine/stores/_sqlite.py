@@ -277,9 +277,25 @@ class SqliteJobStore:
         now: float,
     ) -> list[Lease]:
         db = self._conn()
+        rows: list[dict[str, Any]] = []
+        leases, values = self._new_rows(jobs, rows, hold=hold, now=now)
+        with self._transaction(db):
+            self._insert_jobs(db, values)
+            self._insert(db, rows)
+        self._advance(rows)
+        return leases
+
+    def _new_rows(
+        self,
+        jobs: Sequence[tuple[JobState, Sequence[AuditEntry]]],
+        rows: list[dict[str, Any]],
+        *,
+        hold: bool,
+        now: float,
+    ) -> tuple[list[Lease], list[tuple[Any, ...]]]:
+        """Chain new jobs' records after ``rows`` (extended); return their leases and rows."""
         owner = self.owner if hold else None
         leases: list[Lease] = []
-        rows: list[dict[str, Any]] = []
         values = []
         for job, entries in jobs:
             chained, lease = self._chain(entries, Lease(job.key, 1, 0, GENESIS), rows)
@@ -301,16 +317,16 @@ class SqliteJobStore:
                     now,
                 )
             )
-        with self._transaction(db):
-            db.executemany(
-                "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
-                "owner, token, audit_seq, audit_head, snapshot, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-                values,
-            )
-            self._insert(db, rows)
-        self._advance(rows)
-        return leases
+        return leases, values
+
+    @staticmethod
+    def _insert_jobs(db: sqlite3.Connection, values: list[tuple[Any, ...]]) -> None:
+        db.executemany(
+            "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
+            "owner, token, audit_seq, audit_head, snapshot, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            values,
+        )
 
     async def commit(
         self,
@@ -336,9 +352,43 @@ class SqliteJobStore:
         now: float,
     ) -> Lease | None:
         try:
-            return self._write_step(job, entries, lease, hold=hold, now=now)
+            moved, _ = self._write_step(job, entries, lease, hold=hold, now=now)
         except _Fenced:
             return None  # rolled back: the job has another owner now
+        return moved
+
+    async def commit_and_add(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        new: tuple[JobState, Sequence[AuditEntry]],
+        *,
+        hold_new: bool,
+        now: float,
+    ) -> tuple[Lease, Lease] | None:
+        """Write a job's step and insert the job it starts, at once (see ``JobStore``)."""
+        return await self._call(
+            self._commit_and_add_sync, job, entries, lease, new, hold_new, now
+        )
+
+    def _commit_and_add_sync(  # noqa: PLR0917 - the arguments of commit_and_add
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        new: tuple[JobState, Sequence[AuditEntry]],
+        hold_new: bool,  # noqa: FBT001 - positional through _call
+        now: float,
+    ) -> tuple[Lease, Lease] | None:
+        try:
+            moved, added = self._write_step(
+                job, entries, lease, hold=False, now=now, new=new, hold_new=hold_new
+            )
+        except _Fenced:
+            return None
+        assert added is not None  # noqa: S101 - a new job was given
+        return moved, added
 
     def _write_step(
         self,
@@ -348,10 +398,18 @@ class SqliteJobStore:
         *,
         hold: bool,
         now: float,
-    ) -> Lease:
+        new: tuple[JobState, Sequence[AuditEntry]] | None = None,
+        hold_new: bool = False,
+    ) -> tuple[Lease, Lease | None]:
         db = self._conn()
+        added: Lease | None = None
         with self._transaction(db):
             rows, moved = self._chain(entries, lease)
+            if new is not None:
+                # The next job of a chain: in the same transaction, so that a
+                # crash can neither lose it nor, the step being fenced, add it twice.
+                [added], values = self._new_rows([new], rows, hold=hold_new, now=now)
+                self._insert_jobs(db, values)
             changed = db.execute(
                 "UPDATE jobs SET job_id = ?, phase = ?, done = ?, due = ?, owner = ?, "
                 "audit_seq = ?, audit_head = ?, snapshot = ?, updated = ? "
@@ -374,7 +432,7 @@ class SqliteJobStore:
                 raise _Fenced
             self._insert(db, rows)
         self._advance(rows)
-        return moved
+        return moved, added
 
     def _chain(
         self,

@@ -138,6 +138,8 @@ async def async_engine(client: httpx.AsyncClient, clock: Clock) -> None:
         assert_type(result.items, Mapping[str, str])
         assert_type(result.error, JobError | None)
         assert_type(result.raise_for_outcome(), JobResult)
+        assert_type(result.chain, tuple[JobRef, ...])
+        assert_type(result.chained_from, tuple[JobRef, ...])
         stream = engine.as_completed([job, adopted], timeout=5.0)
         assert_type(stream, AsyncGenerator[JobResult, None])
         async for done in stream:
