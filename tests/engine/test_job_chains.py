@@ -10,6 +10,7 @@ loses it nor sends it twice.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from engine._core import step as core
 from engine._core.binding import bind
 from engine._core.state import JobState, Phase
 from engine.audit import show_log, verify_log
+from engine.cli import main
 from engine.simulators import ServerHandle, serving
 from engine.stores import open_store
 from statemachines import load_document
@@ -252,3 +254,26 @@ async def _crash_after_intent(store_url: str, key: str) -> None:
     finally:
         await store.close()
     await asyncio.sleep(0.3)  # the doomed driver's lease lapses
+
+
+def test_run_reports_the_last_job_and_its_chain(
+    tmp_path: Path, server: ServerHandle
+) -> None:
+    """`statepoll run` on the upload prints the export's end and the chain; --json lists it."""
+    spec = _spec(tmp_path)
+    base = ["run", spec, "upload", "--base-url", server.url, "--input", "name=a.jsonl"]
+    text, data = io.StringIO(), io.StringIO()
+
+    codes = (
+        main(base, stdout=text, stderr=io.StringIO()),
+        main([*base, "--json"], stdout=data, stderr=io.StringIO()),
+    )
+
+    assert codes == (0, 0)
+    assert text.getvalue().splitlines()[-1] == (
+        "files/export job export-1: done (success) after 1 polls "
+        "(chain: upload file-1, batch batch-1, export export-1)"
+    )
+    report = json.loads(data.getvalue())
+    assert (report["lifecycle"], report["job_id"]) == ("export", "export-2")
+    assert [j["lifecycle"] for j in report["chain"]] == ["upload", "batch", "export"]
