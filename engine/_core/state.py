@@ -137,7 +137,8 @@ class JobResult:
 class JobStatus:
     """Where a job is now: its state, what is sent next and when, and how it ended.
 
-    ``phase`` is ``submit``, ``lookup``, ``poll``, ``items``, ``result``,
+    ``phase`` is ``start`` (a chained job not sent yet), ``submit``,
+    ``lookup``, ``poll``, ``items``, ``result``,
     ``cancel`` or ``done``; ``ended`` is ``None`` while the job is live, else
     ``completed``, ``timed_out``, ``errored`` or ``forgotten``. ``progress``
     is the last fraction done (0..1) the service reported, where the spec
