@@ -189,7 +189,7 @@ class Scheduler:
         self._wake_before = math.inf
         #: Binds the next lifecycle of a chain like the job that starts it
         #: (set by the engine, which holds the bindings).
-        self.bind_chained: Callable[[Binding, str], Binding] | None = None
+        self.bind_chained: Callable[[Binding, str, str], Binding] | None = None
 
     def slot(self, service: str, limit: int) -> None:
         """Declare ``service``'s in-flight limit (the first declaration holds)."""
@@ -282,12 +282,12 @@ class Scheduler:
             await self.after(*chained)
 
     async def commit_chained(
-        self, live: Live, step: core.Step, bind: Callable[[Binding, str], Binding]
+        self, live: Live, step: core.Step, bind: Callable[[Binding, str, str], Binding]
     ) -> tuple[Live, core.Step]:
         """Write a job's last step with the job it starts, in one commit; return the new job."""
         assert step.then is not None  # noqa: S101 - callers checked
         now = self.clock.now()
-        nb = bind(live.b, step.then.lifecycle)
+        nb = bind(live.b, step.then.spec, step.then.lifecycle)
         new = core.start_chained(nb, step.job, step.then, now=now)
         live.lease, lease = await self.publisher.persist_chained(
             live.b,

@@ -355,7 +355,7 @@ class Worker:
         if step.then is not None:
             # The next job of a chain is written with this step, free for any
             # worker (this one's loop claims it like any other due job).
-            nb = self._bind.chained(b, step.then.lifecycle)
+            nb = self._bind.chained(b, step.then.spec, step.then.lifecycle)
             new = core.start_chained(nb, job, step.then, now=now)
             moved, _ = await self._publisher.persist_chained(
                 b,

@@ -6,6 +6,7 @@ names below. Helpers dropped from this list (``content_hash``,
 importable from their modules.
 """
 
+from .checks import check_chain_target
 from .diagram import mermaid
 from .errors import (
     Problem,
@@ -43,6 +44,7 @@ from .spec import (
     Paging,
     Policy,
     Poll,
+    Progress,
     Request,
     Result,
     RetryAfter,
@@ -53,6 +55,8 @@ from .spec import (
     State,
     StateSchedule,
     Submit,
+    Then,
+    ThenInput,
     Transition,
 )
 from .template import Template
@@ -79,6 +83,7 @@ __all__ = [
     "Policy",
     "Poll",
     "Problem",
+    "Progress",
     "Request",
     "Result",
     "RetryAfter",
@@ -93,11 +98,14 @@ __all__ = [
     "Submit",
     "Template",
     "TemplateError",
+    "Then",
+    "ThenInput",
     "Transition",
     "UnknownSpecError",
     "build_machine",
     "builtin_names",
     "builtin_path",
+    "check_chain_target",
     "load_builtin",
     "load_document",
     "load_spec",

@@ -375,6 +375,7 @@ def _lookup(raw: Doc, at: str) -> Lookup:
 def _then(raw: Doc, at: str) -> Then:
     return Then(
         lifecycle=raw["lifecycle"],
+        spec=raw.get("spec"),
         inputs=tuple(
             ThenInput(
                 name=name,

@@ -17,7 +17,7 @@ from .pointer import escape
 from .spec import Lifecycle, Outcome, Request, Spec, Then
 from .template import Template, Variable
 
-__all__ = ["check_spec"]
+__all__ = ["check_chain_target", "check_spec"]
 
 _BUILTIN_FIELDS = ("job_id", "item_id")
 
@@ -421,6 +421,8 @@ def _chains_sound(spec: Spec) -> Found:
                     ),
                 )
             yield from _then_inputs_own(lifecycle, then)
+            if _elsewhere(spec, then):
+                continue  # checked when it is bound: see check_chain_target
             if then.lifecycle not in names:
                 yield (
                     f"{then.location}/lifecycle",
@@ -435,7 +437,7 @@ def _chains_sound(spec: Spec) -> Found:
     for lifecycle in spec.lifecycles:
         for state in lifecycle.states:
             then = state.then
-            if then is None or then.lifecycle not in names:
+            if then is None or then.lifecycle not in names or _elsewhere(spec, then):
                 continue
             path = _chain_back(targets, then.lifecycle, lifecycle.name)
             if path is not None:
@@ -444,6 +446,27 @@ def _chains_sound(spec: Spec) -> Found:
                     f"{then.location}/lifecycle",
                     f"the chain comes back ({loop}): a chain must end",
                 )
+
+
+def check_chain_target(then: Then, target: Spec) -> list[tuple[str, str]]:
+    """Return what is wrong with ``then`` starting a lifecycle of ``target``, another spec.
+
+    Each problem is ``(pointer, message)``, the pointer into the spec that
+    holds ``then``: the lifecycle is unknown, has no submit, or is not given
+    its required inputs.
+    """
+    names = target.lifecycle_names
+    if then.lifecycle not in names:
+        message = (
+            f"unknown lifecycle {shorten(then.lifecycle)!r} of spec {target.name!r}"
+            f"{_hint(then.lifecycle, names)}"
+        )
+        return [(f"{then.location}/lifecycle", message)]
+    return list(_then_target(target.lifecycle(then.lifecycle), then))
+
+
+def _elsewhere(spec: Spec, then: Then) -> bool:
+    return then.spec is not None and then.spec != spec.name
 
 
 def _then_inputs_own(lifecycle: Lifecycle, then: Then) -> Found:

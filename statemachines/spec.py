@@ -109,9 +109,14 @@ class ThenInput:
 
 @attrs.frozen(kw_only=True)
 class Then:
-    """A chained lifecycle, started when a job ends in a success state."""
+    """A chained lifecycle, started when a job ends in a success state.
+
+    ``spec`` names another spec (by service name) whose lifecycle it is;
+    ``None``: this spec's.
+    """
 
     lifecycle: str
+    spec: str | None = None
     inputs: tuple[ThenInput, ...] = ()
     description: str = ""
     location: str = _loc()

@@ -47,6 +47,8 @@ class Binding:
     redactor: Redactor = attrs.field(repr=False)
     #: The binding of the items' lifecycle, when the lifecycle has items.
     item: Binding | None = None
+    #: Other specs the lifecycle's ``then`` blocks start lifecycles of, by name.
+    chained: Mapping[str, Spec] = attrs.field(factory=dict, repr=False)
     #: "scheme://netloc/" of the base URL: a URL starting with it is the spec's own.
     prefix: str = attrs.field(init=False, repr=False)
     #: ``(scheme, host, port)`` of the base URL.
@@ -156,11 +158,13 @@ def bind(
     scale: float,
     auth: tuple[str, str] | None,
     secrets: set[str],
+    chained: Mapping[str, Spec] | None = None,
 ) -> Binding:
     """Bind ``spec``'s ``lifecycle`` (and its items' lifecycle) to a base URL and credential.
 
     ``secrets`` is the engine's live set of secret values, shared by every
     redactor so that a credential read later is blanked everywhere.
+    ``chained`` holds the other specs the lifecycle's ``then`` blocks name.
 
     Raises:
         InputError: if the spec has no such lifecycle.
@@ -188,4 +192,5 @@ def bind(
         auth=auth,
         redactor=Redactor.for_spec(spec, secrets),
         item=item,
+        chained=dict(chained or {}),
     )

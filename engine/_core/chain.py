@@ -16,15 +16,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from engine._core.state import JobState
-from statemachines import MISSING, resolve_pointer
-from statemachines.spec import Lifecycle, Then
+from statemachines import MISSING, Lifecycle, Then, resolve_pointer
 
-__all__ = ["ChainError", "Chained", "chain_inputs", "chain_key", "client_ref_for"]
+__all__ = [
+    "MAX_CHAIN",
+    "ChainError",
+    "Chained",
+    "chain_inputs",
+    "chain_key",
+    "client_ref_for",
+]
+
+#: The most jobs one chain may have: chains through other specs can loop,
+#: which no check of one spec can see.
+MAX_CHAIN: Final = 16
 
 
 class ChainError(ValueError):
@@ -33,8 +43,9 @@ class ChainError(ValueError):
 
 @attrs.frozen(kw_only=True)
 class Chained:
-    """The job a step starts: its lifecycle (of the same spec), key and submit inputs."""
+    """The job a step starts: its spec (by name) and lifecycle, key and submit inputs."""
 
+    spec: str
     lifecycle: str
     key: str
     inputs: Mapping[str, Any]

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from statemachines import MISSING, resolve_pointer
-from statemachines.spec import Progress
+from statemachines import MISSING, Progress, resolve_pointer
 
 __all__ = ["new_tenth", "read_progress"]
 

@@ -24,6 +24,7 @@ from engine._core import timing
 from engine._core.advance import advance
 from engine._core.binding import Binding
 from engine._core.chain import (
+    MAX_CHAIN,
     Chained,
     ChainError,
     chain_inputs,
@@ -46,7 +47,7 @@ from engine._core.wire import (
     submit_links,
 )
 from engine._errors import CancelError, InputError, RemoteError
-from statemachines import MISSING, Outcome, Request, resolve_pointer
+from statemachines import MISSING, Outcome, Request, Spec, resolve_pointer
 
 __all__ = [
     "Outgoing",
@@ -1115,17 +1116,34 @@ class _Stepper:
         }
         then = state.then if outcome is Outcome.SUCCESS else None
         if then is not None:
+            if then.spec is None or then.spec == b.spec.name:
+                target: Spec | None = b.spec
+            else:
+                target = b.chained.get(then.spec)
             try:
-                inputs = chain_inputs(then, b.spec.lifecycle(then.lifecycle), job)
+                if target is None or then.lifecycle not in target.lifecycle_names:
+                    msg = f"no lifecycle {then.lifecycle!r} of spec {then.spec!r} here"
+                    raise ChainError(msg)  # noqa: TRY301 - reported like the others
+                if len(job.chain) + 2 > MAX_CHAIN:
+                    msg = f"a chain has at most {MAX_CHAIN} jobs"
+                    raise ChainError(msg)  # noqa: TRY301 - reported like the others
+                inputs = chain_inputs(then, target.lifecycle(then.lifecycle), job)
             except ChainError as exc:
                 msg = f"{b.name} job {job.job_id}: cannot start {then.lifecycle}: {exc}"
                 self.fail(RemoteError(msg, kind="protocol", retryable=False), None)
                 return
             job.next_key = chain_key(job)
             self.then = Chained(
-                lifecycle=then.lifecycle, key=job.next_key, inputs=inputs
+                spec=target.name,
+                lifecycle=then.lifecycle,
+                key=job.next_key,
+                inputs=inputs,
             )
-            detail["then"] = {"lifecycle": then.lifecycle, "key": job.next_key}
+            detail["then"] = {
+                "spec": target.name,
+                "lifecycle": then.lifecycle,
+                "key": job.next_key,
+            }
         job.phase = Phase.DONE
         job.end = End.COMPLETED
         job.due = self.now

@@ -80,7 +80,7 @@ def _retrying(_r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
 def _completed(r: _Record, d: Mapping[str, Any], _s: str, _i: str) -> str:
     then = d.get("then")
     started = (
-        f"; then {then.get('lifecycle')} (key {then.get('key')})"
+        f"; then {then.get('spec')}/{then.get('lifecycle')} (key {then.get('key')})"
         if isinstance(then, Mapping)
         else ""
     )

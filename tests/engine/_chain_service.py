@@ -119,12 +119,58 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
+#: A second spec (another service, the same server): what an upload may start.
+REPORTS: dict[str, Any] = {
+    "spec_version": "1",
+    "service": {"name": "reports", "base_url": "https://reports.example.test"},
+    "lifecycles": {
+        "render": {
+            "states": {"queued": {"initial": True}, "done": {"outcome": "success"}},
+            "transitions": [{"from": "queued", "to": "done"}],
+            "inputs": {"source": {"in": "body", "required": True}},
+            "submit": {
+                "request": {"method": "POST", "path": "/renders"},
+                "job_id": {"pointer": "/id"},
+            },
+            "poll": {
+                "request": {"path": "/renders/{job_id}"},
+                "observe": [
+                    {"pointer": "/status", "map": _status_map("queued", "done")}
+                ],
+            },
+            "schedule": {"interval": 0.01, "deadline": 30},
+        }
+    },
+}
+
+
+def reports_document() -> dict[str, Any]:
+    """Return a fresh copy of the reports spec."""
+    return copy.deepcopy(REPORTS)
+
+
+def to_reports(document: dict[str, Any]) -> dict[str, Any]:
+    """Make ``document``'s upload start a render of the reports spec instead of a batch."""
+    states = document["lifecycles"]["upload"]["states"]
+    states["processed"]["then"] = {
+        "spec": "reports",
+        "lifecycle": "render",
+        "inputs": {"source": {"pointer": "/id"}},
+    }
+    return document
+
+
 def chain_document() -> dict[str, Any]:
     """Return a fresh copy of the files spec (to change in place)."""
     return copy.deepcopy(DOCUMENT)
 
 
-_PREFIX = {"files": "file", "batches": "batch", "exports": "export"}
+_PREFIX = {
+    "files": "file",
+    "batches": "batch",
+    "exports": "export",
+    "renders": "render",
+}
 
 
 class ChainService:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from engine import AsyncEngine, RemoteError, Worker
+from engine import AsyncEngine, InputError, RemoteError, Worker
 from engine._core import step as core
 from engine._core.binding import bind
 from engine._core.state import JobState, Phase
@@ -28,7 +28,12 @@ from engine.cli import main
 from engine.simulators import ServerHandle, serving
 from engine.stores import open_store
 from statemachines import load_document
-from tests.engine._chain_service import ChainService, chain_document
+from tests.engine._chain_service import (
+    ChainService,
+    chain_document,
+    reports_document,
+    to_reports,
+)
 
 LIMIT = 20.0
 
@@ -129,7 +134,7 @@ async def test_one_audit_trail_links_the_jobs_and_verifies(
     shown = "\n".join(show_log(log))
     batch = result.chain[1]
 
-    assert f"then batch (key {batch.key})" in shown
+    assert f"then files/batch (key {batch.key})" in shown
     assert f"chained from files/upload job file-1 (key {first.key})" in shown
     assert f"files/batch job {batch.job_id}\n" in shown
     assert verify_log(log).intact
@@ -277,3 +282,86 @@ def test_run_reports_the_last_job_and_its_chain(
     report = json.loads(data.getvalue())
     assert (report["lifecycle"], report["job_id"]) == ("export", "export-2")
     assert [j["lifecycle"] for j in report["chain"]] == ["upload", "batch", "export"]
+
+
+def _reports(folder: Path, document: dict[str, Any] | None = None) -> str:
+    path = folder / "reports.json"
+    path.write_text(json.dumps(document or reports_document()), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.anyio
+async def test_a_chain_may_go_on_in_another_spec(
+    tmp_path: Path, service: ChainService, server: ServerHandle
+) -> None:
+    """An upload starts a render of the reports spec: bound as that spec's jobs are."""
+    spec, reports = _spec(tmp_path, to_reports(chain_document())), _reports(tmp_path)
+    log = tmp_path / "audit.jsonl"
+    urls = {"files": server.url, "reports": server.url}
+    async with AsyncEngine([reports], base_urls=urls, seed=1, audit=log) as engine:
+        first = await engine.submit(spec, "upload", name="a.jsonl")
+        async with asyncio.timeout(LIMIT):
+            result = await engine.wait(first)
+
+    assert [(ref.service, ref.lifecycle) for ref in result.chain] == [
+        ("files", "upload"),
+        ("reports", "render"),
+    ]
+    assert service.posted["renders"] == [{"source": "file-1"}]
+    assert f"then reports/render (key {first.key}~2)" in "\n".join(show_log(log))
+    assert verify_log(log).intact
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda then: then.update(spec="nowhere"),
+            r"/lifecycles/upload/states/processed/then/spec: cannot find spec 'nowhere'",
+        ),
+        (
+            lambda then: then.update(lifecycle="rendr"),
+            r"unknown lifecycle 'rendr' of spec 'reports'; did you mean 'render'\?",
+        ),
+        (
+            lambda then: then.update(inputs={}),
+            r"missing required input\(s\) of lifecycle 'render': source",
+        ),
+    ],
+)
+async def test_a_then_another_spec_cannot_honour_is_refused_before_anything_is_sent(
+    tmp_path: Path, service: ChainService, server: ServerHandle, edit: Any, message: str
+) -> None:
+    """An unknown spec, a lifecycle it lacks, a required input left out: InputError at submit."""
+    document = to_reports(chain_document())
+    edit(document["lifecycles"]["upload"]["states"]["processed"]["then"])
+    spec, reports = _spec(tmp_path, document), _reports(tmp_path)
+    urls = {"files": server.url, "reports": server.url}
+    async with AsyncEngine([reports], base_urls=urls, seed=1) as engine:
+        with pytest.raises(InputError, match=message):
+            await engine.submit(spec, "upload", name="a.jsonl")
+
+    assert dict(service.posted) == {}
+
+
+@pytest.mark.anyio
+async def test_a_worker_goes_on_in_another_spec(
+    tmp_path: Path, service: ChainService, server: ServerHandle
+) -> None:
+    """A worker given both specs drives the upload, then the render it starts."""
+    spec, reports = _spec(tmp_path, to_reports(chain_document())), _reports(tmp_path)
+    store = str(tmp_path / "jobs.db")
+    urls = {"files": server.url, "reports": server.url}
+    async with AsyncEngine([reports], base_urls=urls, store=store) as engine:
+        first = await engine.enqueue(spec, "upload", name="a.jsonl")
+    worker = Worker(store, base_urls=urls, specs=[spec, reports])
+    async with asyncio.timeout(LIMIT):
+        await worker.run(until_idle=True)
+    async with AsyncEngine(store=store, specs=[spec, reports]) as reader:
+        async with asyncio.timeout(LIMIT):
+            result = await reader.wait(first)
+
+    assert (result.job.service, result.state) == ("reports", "done")
+    assert service.posted["renders"] == [{"source": "file-1"}]
+    assert verify_log(store).intact

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from statemachines import SpecError, load_document
+from statemachines import SpecError, check_chain_target, load_document
 from statemachines.spec import Then, ThenInput
-from tests.engine._chain_service import chain_document
+from tests.engine._chain_service import chain_document, reports_document, to_reports
 
 UPLOAD = "/lifecycles/upload/states/processed/then"
 BATCH = "/lifecycles/batch/states/completed/then"
@@ -213,3 +213,71 @@ def test_a_lifecycle_that_chains_to_itself_is_a_loop() -> None:
             "the chain comes back (export -> export): a chain must end",
         )
     ]
+
+
+def _to_reports(**then: Any) -> dict[str, Any]:
+    document = to_reports(chain_document())
+    _then(document).update(then)
+    return document
+
+
+def test_a_then_of_another_spec_is_checked_when_it_is_bound() -> None:
+    """Lifecycle and inputs of another spec are not known at load: the spec loads."""
+    spec = load_document(_to_reports(lifecycle="anything", inputs={}))
+
+    then = spec.lifecycle("upload").state("processed").then
+
+    assert then is not None
+    assert (then.spec, then.lifecycle) == ("reports", "anything")
+
+
+def test_naming_its_own_spec_is_checked_at_load() -> None:
+    """A then whose spec is this spec's own name is checked like one without."""
+    document = chain_document()
+    _then(document).update(spec="files", lifecycle="bach")
+
+    assert [at for at, _ in _errors(document)] == [f"{UPLOAD}/lifecycle"]
+
+
+@pytest.mark.parametrize(
+    ("then", "expected"),
+    [
+        ({}, []),
+        (
+            {"lifecycle": "rendr"},
+            [
+                (
+                    f"{UPLOAD}/lifecycle",
+                    (
+                        "unknown lifecycle 'rendr' of spec 'reports'; did you mean "
+                        "'render'? Declared: render"
+                    ),
+                )
+            ],
+        ),
+        (
+            {"inputs": {"src": {"pointer": "/id"}}},
+            [
+                (UPLOAD, "missing required input(s) of lifecycle 'render': source"),
+                (
+                    f"{UPLOAD}/inputs/src",
+                    (
+                        "unknown input 'src' of lifecycle 'render'; did you mean "
+                        "'source'? Declared: source"
+                    ),
+                ),
+            ],
+        ),
+    ],
+)
+def test_check_chain_target_says_what_the_other_spec_cannot_honour(
+    then: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    """Sound, an unknown lifecycle (did-you-mean), inputs it does not declare or lacks."""
+    spec = load_document(_to_reports(**then))
+    found = spec.lifecycle("upload").state("processed").then
+    assert found is not None
+
+    problems = check_chain_target(found, load_document(reports_document()))
+
+    assert sorted(problems) == sorted(expected)

@@ -22,7 +22,7 @@ from engine._core.state import End, JobRef, JobState, Phase
 from engine._errors import CancelError, RemoteError
 from statemachines import Spec, load_document
 from statemachines.spec import Then, ThenInput
-from tests.engine._chain_service import chain_document
+from tests.engine._chain_service import chain_document, reports_document, to_reports
 from tests.engine.core.conftest import reply
 
 BASE = "https://files.example.test"
@@ -149,13 +149,18 @@ def test_a_success_with_then_names_the_next_job() -> None:
     done = _last_poll(b, _ended(b), {"id": "file-1", "status": "processed"})
 
     assert done.then == Chained(
+        spec="files",
         lifecycle="batch",
         key="k1~2",
         inputs={"input_file_id": "file-1", "window": "24h", "label": "a.jsonl"},
     )
     assert (done.job.end, done.job.next_key) == (End.COMPLETED, "k1~2")
     (completed,) = [r for r in done.records if r.kind == "completed"]
-    assert (completed.detail or {})["then"] == {"lifecycle": "batch", "key": "k1~2"}
+    assert (completed.detail or {})["then"] == {
+        "spec": "files",
+        "lifecycle": "batch",
+        "key": "k1~2",
+    }
 
 
 def test_a_success_whose_value_is_missing_ends_errored() -> None:
@@ -232,7 +237,9 @@ def test_a_next_job_whose_spec_sends_a_reference_gets_one_from_its_key() -> None
         "header": "Idempotency-Key"
     }
     first = _ended(_bind("upload", document))
-    chained = Chained(lifecycle="batch", key="k1~2", inputs={"input_file_id": "f"})
+    chained = Chained(
+        spec="files", lifecycle="batch", key="k1~2", inputs={"input_file_id": "f"}
+    )
 
     job = step.start_chained(_bind("batch", document), first, chained, now=NOW).job
 
@@ -317,7 +324,9 @@ def test_a_submit_to_be_retried_keeps_its_inputs() -> None:
     document["lifecycles"]["batch"]["submit"]["retry_status"] = [429]
     batch = _bind("batch", document)
     first = _ended(_bind("upload", document))
-    chained = Chained(lifecycle="batch", key="k1~2", inputs={"input_file_id": "f"})
+    chained = Chained(
+        spec="files", lifecycle="batch", key="k1~2", inputs={"input_file_id": "f"}
+    )
     started = step.start_chained(batch, first, chained, now=NOW).job
     sending = step.begin_submit(batch, started, now=NOW).job
 
@@ -337,7 +346,9 @@ def test_a_job_not_submitted_yet_cannot_be_cancelled() -> None:
     }
     batch = _bind("batch", document)
     first = _ended(_bind("upload", document))
-    chained = Chained(lifecycle="batch", key="k1~2", inputs={"input_file_id": "f"})
+    chained = Chained(
+        spec="files", lifecycle="batch", key="k1~2", inputs={"input_file_id": "f"}
+    )
     started = step.start_chained(batch, first, chained, now=NOW).job
 
     with pytest.raises(CancelError, match="not been submitted yet"):
@@ -360,3 +371,56 @@ def test_a_chained_jobs_result_names_the_chain_and_the_snapshot_keeps_it() -> No
     assert result.chained_from == (first.ref(),)
     assert result.chain == (first.ref(), again.ref())
     assert first.to_result(None).chain == (JobRef("k1", "files", "upload", "file-1"),)
+
+
+# -- another spec, and the length of a chain ---------------------------------------------------
+
+
+def _to_reports(*, with_reports: bool) -> Binding:
+    document = to_reports(chain_document())
+    return bind(
+        _spec(document),
+        "upload",
+        base_url=BASE,
+        scale=1.0,
+        auth=None,
+        secrets=set(),
+        chained={"reports": _spec(reports_document())} if with_reports else None,
+    )
+
+
+def test_a_then_of_another_spec_names_that_spec_and_checks_its_inputs() -> None:
+    """The next job is the reports spec's render, given the upload's id as its source."""
+    b = _to_reports(with_reports=True)
+
+    done = _last_poll(b, _ended(b), {"id": "file-1", "status": "processed"})
+
+    assert done.then == Chained(
+        spec="reports", lifecycle="render", key="k1~2", inputs={"source": "file-1"}
+    )
+
+
+def test_a_then_of_a_spec_the_binding_lacks_ends_errored() -> None:
+    """Bound without the other spec: the job ends errored instead of guessing."""
+    b = _to_reports(with_reports=False)
+
+    done = _last_poll(b, _ended(b), {"id": "file-1", "status": "processed"})
+
+    assert (done.then, done.job.end) == (None, End.ERRORED)
+    assert "no lifecycle 'render' of spec 'reports' here" in str(done.job.job_error())
+
+
+def test_a_chain_stops_at_its_longest() -> None:
+    """The 16th job of a chain starts no 17th: chains through other specs cannot run forever."""
+    b = _bind("upload")
+    earlier = tuple(JobRef(f"k0~{i}", "files", "upload", f"f{i}") for i in range(15))
+    last = _ended(b, chain=earlier)
+    within = _ended(b, chain=earlier[:14])
+
+    stopped = _last_poll(b, last, {"id": "file-1", "status": "processed"})
+    going = _last_poll(b, within, {"id": "file-1", "status": "processed"})
+
+    assert stopped.job.end is End.ERRORED
+    assert "a chain has at most 16 jobs" in str(stopped.job.job_error())
+    assert going.then is not None
+    assert going.then.key == "k0~0~16"
