@@ -18,7 +18,7 @@ from engine._auth import Credential, credential_for
 from engine._core.binding import Binding, bind
 from engine._core.state import JobState
 from engine._errors import CredentialError, InputError
-from statemachines import Auth, Spec, StatepollError, load_spec
+from statemachines import Auth, Spec, StatepollError, check_chain_target, load_spec
 
 __all__ = ["Bindings", "SpecChangedError", "check_filters", "check_inputs"]
 
@@ -112,6 +112,23 @@ class Bindings:
             self.base_urls.setdefault(spec.name, job.base_url)
         return self.binding(spec, job.lifecycle)
 
+    def chained(self, b: Binding, spec: str, lifecycle: str) -> Binding:
+        """Return the binding of the next job of a chain that ``b``'s job starts.
+
+        A lifecycle of ``b``'s own spec is bound like ``b`` (its base URL);
+        one of another spec (``spec`` names it) as that spec's jobs are.
+
+        Raises:
+            CredentialError: the spec's credential variable is unset.
+        """
+        if spec != b.spec.name:
+            return self.binding(b.chained[spec], lifecycle)
+        key = (b.spec.content_hash or b.spec.name, lifecycle, b.base_url)
+        found = self._bindings.get(key)
+        if found is None:
+            found = self._bindings[key] = self._bind(b.spec, lifecycle, b.base_url)
+        return found
+
     def _binding_of(self, loaded: Spec, lifecycle: str) -> Binding:
         service = loaded.service
         base = self.base_urls.get(service.name)
@@ -161,7 +178,32 @@ class Bindings:
             auth=auth,
             secrets=self._secrets,
             credential=credential,
+            chained=self._chained_specs(spec, lifecycle),
         )
+
+    def _chained_specs(self, spec: Spec, lifecycle: str) -> dict[str, Spec]:
+        """Load and check the other specs ``lifecycle``'s ``then`` blocks start lifecycles of.
+
+        Raises:
+            InputError: a spec that cannot be found, or a ``then`` it cannot
+                honour (no such lifecycle, no submit, required inputs not given).
+        """
+        found: dict[str, Spec] = {}
+        for state in spec.lifecycle(lifecycle).states:
+            then = state.then
+            if then is None or then.spec is None or then.spec == spec.name:
+                continue
+            try:
+                target = self.spec(then.spec)
+            except StatepollError as exc:
+                msg = f"{spec.name}: {then.location}/spec: cannot find spec {then.spec!r}: {exc}"
+                raise InputError(msg) from None
+            problems = check_chain_target(then, target)
+            if problems:
+                msg = f"{spec.name}: " + "; ".join(f"{at}: {m}" for at, m in problems)
+                raise InputError(msg)
+            found[then.spec] = target
+        return found
 
 
 def check_inputs(

@@ -32,7 +32,14 @@ from typing import (
 from engine._bindings import Bindings, check_filters, check_inputs
 from engine._clock import Clock, SystemClock
 from engine._core import step as core
-from engine._core.state import JobRef, JobResult, JobStatus, Phase, Record
+from engine._core.state import (
+    JobRef,
+    JobResult,
+    JobStatus,
+    Phase,
+    Record,
+    check_limits,
+)
 from engine._errors import (
     EngineClosedError,
     InputError,
@@ -190,6 +197,7 @@ class AsyncEngine:
                 spec.name, spec.service.max_in_flight
             ),
         )
+        self._run.bind_chained = self._bind.chained
         self._keys = itertools.count(1)
         self._state: Literal["unopened", "opened", "closed"] = "unopened"
 
@@ -326,6 +334,8 @@ class AsyncEngine:
         inputs: Mapping[str, Any] | None = None,
         *,
         item_filters: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Create a job on the service and start tracking it.
@@ -336,14 +346,24 @@ class AsyncEngine:
         safe to repeat (``submit.retry_status``, e.g. 429) are retried on the
         spec's schedule; anything else that fails is raised.
 
+        ``deadline`` (seconds after the submit) and ``max_attempts`` (polls)
+        are this job's own limits, in place of the spec's ``schedule`` ones
+        (times the time scale, as the spec's); inputs of those names go in
+        ``inputs``.
+
         Raises:
-            InputError: a missing, unknown or ill-typed input.
+            InputError: a missing, unknown or ill-typed input, or a limit
+                that is not positive.
             CredentialError: the spec's credential variable is unset.
             RemoteError: the service refused the submission.
         """
         await self._ensure_open("submit")
         live, step = await self._submit(
-            spec, lifecycle, {**(inputs or {}), **more_inputs}, item_filters
+            spec,
+            lifecycle,
+            {**(inputs or {}), **more_inputs},
+            item_filters,
+            check_limits(deadline, max_attempts),
         )
         self._run.register(live)
         await self._run.commit(live, step)
@@ -357,6 +377,8 @@ class AsyncEngine:
         inputs: Mapping[str, Any] | None = None,
         *,
         item_filters: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Create a job on the service and leave it in the store for any driver to track.
@@ -365,11 +387,13 @@ class AsyncEngine:
         first state committed to the store, and the job let go at once: a
         ``Worker`` (or another engine with the same store) drives it from
         there. :meth:`wait` and :meth:`status` work on it from any process
-        that opens the store.
+        that opens the store. ``deadline`` and ``max_attempts`` are kept with
+        the job: every driver applies them (see :meth:`submit`).
 
         Raises:
             StoreError: the engine has no store to leave the job in.
-            InputError: a missing, unknown or ill-typed input.
+            InputError: a missing, unknown or ill-typed input, or a limit
+                that is not positive.
             CredentialError: the spec's credential variable is unset.
             RemoteError: the service refused the submission.
         """
@@ -378,7 +402,11 @@ class AsyncEngine:
             msg = "enqueue needs a store: create the engine with store=…"
             raise StoreError(msg)
         live, step = await self._submit(
-            spec, lifecycle, {**(inputs or {}), **more_inputs}, item_filters
+            spec,
+            lifecycle,
+            {**(inputs or {}), **more_inputs},
+            item_filters,
+            check_limits(deadline, max_attempts),
         )
         lease = await self._publisher.persist(
             live.b,
@@ -398,6 +426,7 @@ class AsyncEngine:
         lifecycle: str,
         given: Mapping[str, Any],
         item_filters: Mapping[str, Any] | None,
+        limits: tuple[float | None, int | None],
     ) -> tuple[Live, core.Step]:
         """Send a submission (retried as the spec allows) and return its first step.
 
@@ -421,6 +450,8 @@ class AsyncEngine:
             now=now,
             # Used when the spec sends a reference the caller did not give.
             client_ref=f"sp{uuid.uuid4().hex[:22]}" if submit.client_ref else None,
+            deadline_after=limits[0],
+            max_attempts=limits[1],
         )
         live = Live(b, job)
         if self._store is not None:
@@ -466,6 +497,8 @@ class AsyncEngine:
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
         drive: bool = True,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Adopt an existing job by id and start tracking it.
@@ -473,9 +506,12 @@ class AsyncEngine:
         ``state`` is the state the job is believed to be in (default: initial).
         With ``drive=False`` the job is written to the store and let go at
         once, for a :class:`Worker` to drive (as :meth:`enqueue` does).
+        ``deadline`` (seconds from now) and ``max_attempts`` are this job's
+        own limits (see :meth:`submit`).
 
         Raises:
-            InputError: a missing or unknown input, or an undeclared state.
+            InputError: a missing or unknown input, an undeclared state, or a
+                limit that is not positive.
             CredentialError: the spec's credential variable is unset.
             StoreError: ``drive=False`` on an engine without a store.
         """
@@ -488,10 +524,13 @@ class AsyncEngine:
                 item_filters=item_filters,
                 state=state,
                 drive=False,
+                deadline=deadline,
+                max_attempts=max_attempts,
                 **more_inputs,
             )
             return ref
         await self._ensure_open("track")
+        limits = check_limits(deadline, max_attempts)
         b = self._bind.binding(spec, lifecycle)
         values = check_inputs(b, {**(inputs or {}), **more_inputs}, for_submit=False)
         check_filters(b, item_filters)
@@ -504,6 +543,8 @@ class AsyncEngine:
             state=state,
             now=self._clock.now(),
             rng=self._rng,
+            deadline_after=limits[0],
+            max_attempts=limits[1],
         )
         await self._run.begin(Live(b, step.job), step)
         return step.job.ref()
@@ -519,18 +560,22 @@ class AsyncEngine:
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
         drive: bool = True,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> list[JobRef]:
-        """Adopt many existing jobs at once, all with the same inputs.
+        """Adopt many existing jobs at once, all with the same inputs and limits.
 
         With a store, the jobs are written in batches of a thousand, one
         transaction each (a million ids take minutes, not hours). With
         ``drive=False`` they are let go as they are written, for workers to
         drive: this engine holds none of them (a million cost rows, not
-        memory here).
+        memory here). ``deadline`` and ``max_attempts`` are each job's own
+        limits (see :meth:`submit`).
 
         Raises:
-            InputError: a missing or unknown input, or an undeclared state.
+            InputError: a missing or unknown input, an undeclared state, or a
+                limit that is not positive.
             CredentialError: the spec's credential variable is unset.
             StoreError: ``drive=False`` on an engine without a store.
         """
@@ -541,6 +586,7 @@ class AsyncEngine:
                 "create the engine with store=…"
             )
             raise StoreError(msg)
+        limits = check_limits(deadline, max_attempts)
         b = self._bind.binding(spec, lifecycle)
         values = check_inputs(b, {**(inputs or {}), **more_inputs}, for_submit=False)
         check_filters(b, item_filters)
@@ -557,6 +603,8 @@ class AsyncEngine:
                     state=state,
                     now=self._clock.now(),
                     rng=self._rng,
+                    deadline_after=limits[0],
+                    max_attempts=limits[1],
                 )
             )
             if len(batch) >= _BATCH:
@@ -586,15 +634,49 @@ class AsyncEngine:
         spec (wait again, :meth:`cancel` or :meth:`forget` it). Once
         returned, the result is the caller's: the engine keeps no copy.
 
+        When the job starts another (a success state's ``then``), the wait
+        goes on to the last job of the chain and returns its result: its
+        ``chain`` names every job, the first one first. ``timeout`` bounds
+        the whole wait.
+
         Raises:
             WaitTimeout: ``timeout`` expired first; the job is still running.
             JobTimedOut: the spec's deadline or attempts ran out.
             RemoteError: the job ended with a classified remote error.
         """
+        loop = asyncio.get_running_loop()
+        until = None if timeout is None else loop.time() + timeout
         live = self._run.jobs.get(job.key)
         if live is None and self._holder is not None:
-            return await self._wait_stored(job, timeout)
-        live = self._run.live(job)
+            result, following = await self._wait_stored(job, timeout)
+        else:
+            result, following = await self._wait_live(self._run.live(job), timeout)
+        while following is not None:
+            left = None if until is None else max(0.0, until - loop.time())
+            result, following = await self._wait_next(following, left)
+        if result.error is not None:
+            raise result.error
+        return result
+
+    async def _wait_next(
+        self, key: str, timeout: float | None
+    ) -> tuple[JobResult, str | None]:
+        """Wait for the next job of a chain, by its key (held here, or in the store)."""
+        live = self._run.jobs.get(key)
+        if live is not None:
+            return await self._wait_live(live, timeout)
+        if self._holder is not None:
+            state = await self._holder.stored(key)
+            if state is not None:
+                return await self._wait_stored(state.ref(), timeout)
+        msg = f"the next job of a chain ({key}) is neither held here nor stored"
+        raise KeyError(msg)
+
+    async def _wait_live(
+        self, live: Live, timeout: float | None
+    ) -> tuple[JobResult, str | None]:
+        """Wait for a job held here; return its result and the key of the job it started."""
+        job = live.job.ref()
         if live.handed:
             msg = f"{live.b.name} job {job.job_id}: its result was handed over already"
             raise KeyError(msg)
@@ -616,12 +698,13 @@ class AsyncEngine:
                     raise WaitTimeout(msg, job=job, state=state) from None
         result = live.result
         assert result is not None  # noqa: S101 - set when the job ended
+        following = live.job.next_key
         self._run.release(live)
-        if result.error is not None:
-            raise result.error
-        return result
+        return result, following
 
-    async def _wait_stored(self, job: JobRef, timeout: float | None) -> JobResult:
+    async def _wait_stored(
+        self, job: JobRef, timeout: float | None
+    ) -> tuple[JobResult, str | None]:
         """Wait for a job another driver drives, reading the store until it ends."""
         holder = self._holder
         assert holder is not None  # noqa: S101 - callers checked
@@ -635,10 +718,7 @@ class AsyncEngine:
                         raise KeyError(msg)
                     last = state.state
                     if state.done:
-                        result = holder.result_of(state)
-                        if result.error is not None:
-                            raise result.error
-                        return result
+                        return holder.result_of(state), state.next_key
                     await holder.store.wait_changed(1.0)
         except TimeoutError:
             msg = (

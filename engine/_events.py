@@ -59,11 +59,16 @@ class Submitted(Event):
 
 @attrs.frozen(kw_only=True)
 class Polled(Event):
-    """A poll was answered and read (``observed`` is the raw value)."""
+    """A poll was answered and read (``observed`` is the raw value).
+
+    ``progress`` is the fraction done (0..1) this answer reported, where the
+    spec reads one (``poll.progress``); ``None`` when it said nothing.
+    """
 
     name: ClassVar[str] = "polled"
     observed: Any = None
     changed: bool = False
+    progress: float | None = None
 
 
 @attrs.frozen(kw_only=True)

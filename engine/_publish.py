@@ -137,6 +137,45 @@ class Publisher:
         self._copy(b, job, entries)
         return lease
 
+    async def persist_chained(
+        self,
+        b: Binding,
+        step: tuple[JobState, Sequence[Record]],
+        lease: Lease | None,
+        new: tuple[Binding, JobState, Sequence[Record]],
+        *,
+        hold_new: bool,
+        now: float,
+    ) -> tuple[Lease | None, Lease | None]:
+        """Write a job's last step and the job it starts (a chain), in one commit.
+
+        With a store, both or neither are written (see
+        ``JobStore.commit_and_add``); returns both leases.
+
+        Raises:
+            LeaseLost: the job was claimed by another driver; nothing was written.
+        """
+        job, records = step
+        nb, new_job, new_records = new
+        entries = self._entries(b, job, records)
+        new_entries = self._entries(nb, new_job, new_records)
+        new_lease: Lease | None = None
+        if self.store is not None and lease is not None:
+            written = await self.store.commit_and_add(
+                _stored(b, job),
+                entries,
+                lease,
+                (new_job, new_entries),
+                hold_new=hold_new,
+                now=now,
+            )
+            if written is None:
+                raise LeaseLost
+            lease, new_lease = written
+        self._copy(b, job, entries)
+        self._copy(nb, new_job, new_entries)
+        return lease, new_lease
+
     async def announce(
         self,
         b: Binding,
@@ -295,6 +334,7 @@ def _events(
                 **base,
                 observed=redact(record.observed),
                 changed=bool(detail.get("changed")),
+                progress=detail.get("progress"),
             )
         ]
     simple = _SIMPLE.get(kind)
@@ -400,7 +440,7 @@ _SIMPLE: dict[str, Any] = {
 def _log(b: Binding, job: JobState, record: Record) -> None:
     """Write the log line a record deserves (plain polls and item moves write none)."""
     kind = record.kind
-    if kind in ("polled", "item_transition", "submitted"):
+    if kind in ("polled", "item_transition", "submitted", "progress"):
         return
     who = f"{b.spec.name}/{b.lifecycle.name} job {job.job_id}"
     extra = {

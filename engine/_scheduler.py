@@ -30,7 +30,7 @@ import logging
 import math
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
 import attrs
@@ -190,6 +190,9 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         #: A job scheduled before this wakes the driver (see drive).
         self._wake_before = math.inf
+        #: Binds the next lifecycle of a chain like the job that starts it
+        #: (set by the engine, which holds the bindings).
+        self.bind_chained: Callable[[Binding, str, str], Binding] | None = None
 
     def slot(self, service: str, limit: int) -> None:
         """Declare ``service``'s in-flight limit (the first declaration holds)."""
@@ -257,10 +260,14 @@ class Scheduler:
         """
         job = step.job
         b = live.b
+        chained: tuple[Live, core.Step] | None = None
         try:
-            live.lease = await self.publisher.persist(
-                b, job, step.records, live.lease, hold=True, now=self.clock.now()
-            )
+            if step.then is not None and self.bind_chained is not None:
+                chained = await self.commit_chained(live, step, self.bind_chained)
+            else:
+                live.lease = await self.publisher.persist(
+                    b, job, step.records, live.lease, hold=True, now=self.clock.now()
+                )
         except LeaseLost:
             self.lost(live)
             return
@@ -269,7 +276,31 @@ class Scheduler:
             live.job = attrs.evolve(live.job, due=self.clock.now() + _STORE_RETRY)
             self.schedule(live)
             return
+        if chained is not None:
+            # Held before the first job's waiters hear of its end: wait()
+            # goes on to the next job of the chain.
+            self.register(chained[0])
         await self.after(live, step)
+        if chained is not None:
+            await self.after(*chained)
+
+    async def commit_chained(
+        self, live: Live, step: core.Step, bind: Callable[[Binding, str, str], Binding]
+    ) -> tuple[Live, core.Step]:
+        """Write a job's last step with the job it starts, in one commit; return the new job."""
+        assert step.then is not None  # noqa: S101 - callers checked
+        now = self.clock.now()
+        nb = bind(live.b, step.then.spec, step.then.lifecycle)
+        new = core.start_chained(nb, step.job, step.then, now=now)
+        live.lease, lease = await self.publisher.persist_chained(
+            live.b,
+            (step.job, step.records),
+            live.lease,
+            (nb, new.job, new.records),
+            hold_new=True,
+            now=now,
+        )
+        return Live(nb, new.job, lease), new
 
     async def after(self, live: Live, step: core.Step) -> None:
         """Act on a written step: announce it, settle waiters, schedule what comes next."""
@@ -485,6 +516,11 @@ class Scheduler:
             # A job can end (forgotten, say) after this step was claimed and
             # before it ran: then nothing more goes on the wire.
             if job.done:
+                return
+            if job.phase is Phase.START:
+                # A chained job: its intent is committed before its submit is
+                # sent (the next step sends it, due at once).
+                await self.commit(live, core.begin_submit(b, job, now=self.clock.now()))
                 return
             try:
                 out = self.outgoing(live)

@@ -128,12 +128,20 @@ class Engine:
         inputs: Mapping[str, Any] | None = None,
         *,
         item_filters: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Create a job and start tracking it (see :meth:`AsyncEngine.submit`)."""
         return self._call(
             lambda: self._core.submit(
-                spec, lifecycle, inputs, item_filters=item_filters, **more_inputs
+                spec,
+                lifecycle,
+                inputs,
+                item_filters=item_filters,
+                deadline=deadline,
+                max_attempts=max_attempts,
+                **more_inputs,
             )
         )
 
@@ -145,12 +153,20 @@ class Engine:
         inputs: Mapping[str, Any] | None = None,
         *,
         item_filters: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Create a job and leave it in the store (see :meth:`AsyncEngine.enqueue`)."""
         return self._call(
             lambda: self._core.enqueue(
-                spec, lifecycle, inputs, item_filters=item_filters, **more_inputs
+                spec,
+                lifecycle,
+                inputs,
+                item_filters=item_filters,
+                deadline=deadline,
+                max_attempts=max_attempts,
+                **more_inputs,
             )
         )
 
@@ -169,6 +185,8 @@ class Engine:
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
         drive: bool = True,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> JobRef:
         """Adopt an existing job (see :meth:`AsyncEngine.track`)."""
@@ -181,6 +199,8 @@ class Engine:
                 item_filters=item_filters,
                 state=state,
                 drive=drive,
+                deadline=deadline,
+                max_attempts=max_attempts,
                 **more_inputs,
             )
         )
@@ -196,6 +216,8 @@ class Engine:
         item_filters: Mapping[str, Any] | None = None,
         state: str | None = None,
         drive: bool = True,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
         **more_inputs: Any,
     ) -> list[JobRef]:
         """Adopt many existing jobs at once (see :meth:`AsyncEngine.track_many`)."""
@@ -208,6 +230,8 @@ class Engine:
                 item_filters=item_filters,
                 state=state,
                 drive=drive,
+                deadline=deadline,
+                max_attempts=max_attempts,
                 **more_inputs,
             )
         )

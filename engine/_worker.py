@@ -322,6 +322,10 @@ class Worker:
                 # (the spec's lookup), never send it again.
                 step = core.resume(b, job, now=self._clock.now())
                 job, lease = await self._commit(b, step, lease, hold=True)
+            elif job.phase is Phase.START:
+                # A chained job: its intent is committed before it is sent.
+                step = core.begin_submit(b, job, now=self._clock.now())
+                job, lease = await self._commit(b, step, lease, hold=True)
             while not job.done:
                 async with limit or contextlib.nullcontext():
                     step = await self._step(b, job)
@@ -362,9 +366,25 @@ class Worker:
     ) -> tuple[JobState, Lease]:
         job = step.job
         now = self._clock.now()
-        moved = await self._publisher.persist(
-            b, job, step.records, lease, hold=hold, now=now, always=True
-        )
+        chained: tuple[Binding, core.Step] | None = None
+        if step.then is not None:
+            # The next job of a chain is written with this step, free for any
+            # worker (this one's loop claims it like any other due job).
+            nb = self._bind.chained(b, step.then.spec, step.then.lifecycle)
+            new = core.start_chained(nb, job, step.then, now=now)
+            moved, _ = await self._publisher.persist_chained(
+                b,
+                (job, step.records),
+                lease,
+                (nb, new.job, new.records),
+                hold_new=False,
+                now=now,
+            )
+            chained = (nb, new)
+        else:
+            moved = await self._publisher.persist(
+                b, job, step.records, lease, hold=hold, now=now, always=True
+            )
         assert moved is not None  # noqa: S101 - a worker always has a store
         self.steps += 1
         result = (
@@ -376,6 +396,10 @@ class Worker:
                 b, job, failed, moved, hold=hold, now=now, always=True
             )
             assert moved is not None  # noqa: S101 - as above
+        if chained is not None:
+            await self._publisher.announce(
+                chained[0], chained[1].job, chained[1].records
+            )
         return job, moved
 
     async def _let_go(self, job: JobState, lease: Lease, *, later: float = 0.0) -> None:

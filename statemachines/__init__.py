@@ -6,6 +6,7 @@ names below. Helpers dropped from this list (``content_hash``,
 importable from their modules.
 """
 
+from .checks import check_chain_target
 from .diagram import mermaid
 from .errors import (
     Problem,
@@ -49,6 +50,7 @@ from .spec import (
     Paging,
     Policy,
     Poll,
+    Progress,
     Request,
     Result,
     RetryAfter,
@@ -59,6 +61,8 @@ from .spec import (
     State,
     StateSchedule,
     Submit,
+    Then,
+    ThenInput,
     Transition,
     Value,
     WaitHint,
@@ -93,6 +97,7 @@ __all__ = [
     "Policy",
     "Poll",
     "Problem",
+    "Progress",
     "Request",
     "Result",
     "RetryAfter",
@@ -107,6 +112,8 @@ __all__ = [
     "Submit",
     "Template",
     "TemplateError",
+    "Then",
+    "ThenInput",
     "Transition",
     "UnknownSpecError",
     "Value",
@@ -115,6 +122,7 @@ __all__ = [
     "build_machine",
     "builtin_names",
     "builtin_path",
+    "check_chain_target",
     "load_builtin",
     "load_document",
     "load_spec",

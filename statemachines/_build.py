@@ -34,6 +34,7 @@ from .spec import (
     Paging,
     Policy,
     Poll,
+    Progress,
     Request,
     Result,
     RetryAfter,
@@ -44,6 +45,8 @@ from .spec import (
     State,
     StateSchedule,
     Submit,
+    Then,
+    ThenInput,
     Transition,
     Value,
     WaitHint,
@@ -174,6 +177,9 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
             outcome=Outcome(s["outcome"]) if "outcome" in s else None,
             provisional=s.get("provisional", False),
             description=s.get("description", ""),
+            then=_then(s["then"], f"{at}/states/{state_name}/then")
+            if "then" in s
+            else None,
             location=f"{at}/states/{state_name}",
         )
         for state_name, s in raw["states"].items()
@@ -220,6 +226,9 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
                 _rule(r, f"{at}/poll/observe/{i}")
                 for i, r in enumerate(raw["poll"]["observe"])
             ),
+            progress=_progress(raw["poll"]["progress"], f"{at}/poll/progress")
+            if "progress" in raw["poll"]
+            else None,
             location=f"{at}/poll",
             conditional=_conditional(raw["poll"], f"{at}/poll/conditional"),
         ),
@@ -524,6 +533,37 @@ def _lookup(raw: Doc, at: str) -> Lookup:
         job_id=_locators(raw["job_id"], f"{at}/job_id"),
         not_found_status=tuple(raw.get("not_found_status", (404,))),
         observe=raw.get("observe", True),
+        location=at,
+    )
+
+
+def _then(raw: Doc, at: str) -> Then:
+    return Then(
+        lifecycle=raw["lifecycle"],
+        spec=raw.get("spec"),
+        inputs=tuple(
+            ThenInput(
+                name=name,
+                pointer=source.get("pointer"),
+                source=source.get("from", "result"),
+                input=source.get("input"),
+                value=source.get("value"),
+                has_value="value" in source,
+                location=f"{at}/inputs/{name}",
+            )
+            for name, source in raw.get("inputs", {}).items()
+        ),
+        description=raw.get("description", ""),
+        location=at,
+    )
+
+
+def _progress(raw: Doc, at: str) -> Progress:
+    return Progress(
+        pointer=raw.get("pointer"),
+        max_value=raw.get("max"),
+        done=raw.get("done"),
+        total=raw.get("total"),
         location=at,
     )
 

@@ -42,6 +42,7 @@ __all__ = [
     "Paging",
     "Policy",
     "Poll",
+    "Progress",
     "Request",
     "Result",
     "RetryAfter",
@@ -52,6 +53,8 @@ __all__ = [
     "State",
     "StateSchedule",
     "Submit",
+    "Then",
+    "ThenInput",
     "Transition",
     "Value",
     "WaitHint",
@@ -84,12 +87,47 @@ class State:
     outcome: Outcome | None = None
     provisional: bool = False
     description: str = ""
+    then: Then | None = None
     location: str = _loc()
 
     @property
     def terminal(self) -> bool:
         """Whether the job ends here."""
         return self.outcome is not None
+
+
+@attrs.frozen(kw_only=True)
+class ThenInput:
+    """Where one input of a chained job comes from: exactly one of the three.
+
+    ``pointer`` reads this job's result (``source="response"``: its final
+    poll response), ``input`` names one of this job's own inputs, ``value``
+    is fixed (``has_value`` tells a fixed ``null`` from none).
+    """
+
+    name: str
+    pointer: str | None = None
+    source: Literal["result", "response"] = "result"
+    input: str | None = None
+    # JSON values (lists, objects) do not hash; equality still compares them.
+    value: Any = attrs.field(default=None, hash=False)
+    has_value: bool = False
+    location: str = _loc()
+
+
+@attrs.frozen(kw_only=True)
+class Then:
+    """A chained lifecycle, started when a job ends in a success state.
+
+    ``spec`` names another spec (by service name) whose lifecycle it is;
+    ``None``: this spec's.
+    """
+
+    lifecycle: str
+    spec: str | None = None
+    inputs: tuple[ThenInput, ...] = ()
+    description: str = ""
+    location: str = _loc()
 
 
 @attrs.frozen(kw_only=True)
@@ -429,8 +467,25 @@ class Poll:
 
     request: Request
     observe: tuple[ObserveRule, ...]
+    progress: Progress | None = None
     location: str = _loc()
     conditional: Conditional | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Progress:
+    """How far along a job is, read from every poll response.
+
+    Either ``pointer`` (a number out of ``max_value``, 100 when ``None``: a
+    percent) or ``done`` and ``total`` (counts); the checks refuse any other
+    combination.
+    """
+
+    pointer: str | None = None
+    max_value: float | None = None
+    done: str | None = None
+    total: str | None = None
+    location: str = _loc()
 
 
 @attrs.frozen(kw_only=True)

@@ -55,6 +55,8 @@ class Binding:
     #: signature), on requests to the spec's own host only; shared by every
     #: binding of the service. ``None`` for a static header (``auth``) or none.
     credential: Credential | None = attrs.field(default=None, repr=False)
+    #: Other specs the lifecycle's ``then`` blocks start lifecycles of, by name.
+    chained: Mapping[str, Spec] = attrs.field(factory=dict, repr=False)
     #: "scheme://netloc/" of the base URL: a URL starting with it is the spec's own.
     prefix: str = attrs.field(init=False, repr=False)
     #: ``(scheme, host, port)`` of the base URL.
@@ -183,12 +185,14 @@ def bind(
     auth: tuple[str, str] | None,
     secrets: set[str],
     credential: Credential | None = None,
+    chained: Mapping[str, Spec] | None = None,
 ) -> Binding:
     """Bind ``spec``'s ``lifecycle`` (and its items' lifecycle) to a base URL and credential.
 
     ``secrets`` is the engine's live set of secret values, shared by every
     redactor so that a credential read later is blanked everywhere.
-    ``credential`` places a per-request credential (see :class:`Binding`).
+    ``credential`` places a per-request credential (see :class:`Binding`);
+    ``chained`` holds the other specs the lifecycle's ``then`` blocks name.
 
     Raises:
         InputError: if the spec has no such lifecycle.
@@ -218,4 +222,5 @@ def bind(
         redactor=Redactor.for_spec(spec, secrets),
         item=item,
         credential=credential,
+        chained=dict(chained or {}),
     )

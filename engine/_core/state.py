@@ -11,15 +11,32 @@ URLs, SAS signatures included, are sent once and never stored).
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
 
-from engine._errors import JobError, JobFailed, JobTimedOut, RemoteError, RemoteKind
+from engine._errors import (
+    InputError,
+    JobError,
+    JobFailed,
+    JobTimedOut,
+    RemoteError,
+    RemoteKind,
+)
 from statemachines import Outcome
 
-__all__ = ["End", "JobRef", "JobResult", "JobState", "JobStatus", "Phase", "Record"]
+__all__ = [
+    "End",
+    "JobRef",
+    "JobResult",
+    "JobState",
+    "JobStatus",
+    "Phase",
+    "Record",
+    "check_limits",
+]
 
 
 class Phase(enum.StrEnum):
@@ -30,6 +47,9 @@ class Phase(enum.StrEnum):
     does next about it.
     """
 
+    #: Started by the job before it in a chain (``then``): its submit is not
+    #: sent yet; its intent is committed first, as the phase moves on to ``submit``.
+    START = "start"
     #: The submit request is about to be sent or on the wire (its intent is stored).
     SUBMIT = "submit"
     #: Finding a submission again by its client reference, after a crash.
@@ -75,7 +95,9 @@ class JobResult:
 
     ``response`` is the final poll response body, ``result`` the fetched result
     (the final response body when the spec fetches none); neither is ``None``
-    for a job that reached a terminal state with a body.
+    for a job that reached a terminal state with a body. In a chain of
+    lifecycles (``then``), ``chained_from`` names the jobs that led to this
+    one, the first one first, and ``chain`` is every job of it, this one last.
     """
 
     job: JobRef
@@ -87,11 +109,17 @@ class JobResult:
     attempts: int = 0
     items: Mapping[str, str] = attrs.field(factory=dict)
     error: JobError | None = None
+    chained_from: tuple[JobRef, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Whether the job ended in a success state."""
         return self.outcome is Outcome.SUCCESS
+
+    @property
+    def chain(self) -> tuple[JobRef, ...]:
+        """Every job of the chain that ended here, the first one first (or this one alone)."""
+        return (*self.chained_from, self.job)
 
     def raise_for_outcome(self) -> JobResult:
         """Return self on success; raise the job's error or ``JobFailed`` otherwise."""
@@ -109,9 +137,12 @@ class JobResult:
 class JobStatus:
     """Where a job is now: its state, what is sent next and when, and how it ended.
 
-    ``phase`` is ``submit``, ``lookup``, ``poll``, ``items``, ``result``,
+    ``phase`` is ``start`` (a chained job not sent yet), ``submit``,
+    ``lookup``, ``poll``, ``items``, ``result``,
     ``cancel`` or ``done``; ``ended`` is ``None`` while the job is live, else
-    ``completed``, ``timed_out``, ``errored`` or ``forgotten``.
+    ``completed``, ``timed_out``, ``errored`` or ``forgotten``. ``progress``
+    is the last fraction done (0..1) the service reported, where the spec
+    reads one (``poll.progress``).
     """
 
     job: JobRef
@@ -121,6 +152,7 @@ class JobStatus:
     polls: int
     due: float | None
     error: str | None = None
+    progress: float | None = None
 
     @property
     def done(self) -> bool:
@@ -242,6 +274,18 @@ class JobState:
     #: While listing items whose request body sends ``{cursor}``: the cursor
     #: of the page to ask for next (its URL is ``page``).
     page_cursor: str | None = None
+    #: The caller's own limits for this job, in place of the spec's (``None``:
+    #: the spec's): seconds after the start, and polls in all.
+    deadline_after: float | None = None
+    max_attempts: int | None = None
+    #: The last fraction done (0..1) the service reported (``poll.progress``).
+    progress: float | None = None
+    #: A chain of lifecycles (``then``): the jobs that led to this one (the
+    #: first one first), the key of the job this one started when it ended,
+    #: and, until its submit is answered, a chained job's submit inputs.
+    chain: tuple[JobRef, ...] = ()
+    next_key: str | None = None
+    pending: Mapping[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -279,11 +323,19 @@ class JobState:
         )
         data["not_modified"] = self.not_modified
         data["page_cursor"] = self.page_cursor
+        data["deadline_after"] = self.deadline_after
+        data["max_attempts"] = self.max_attempts
+        data["progress"] = self.progress
+        data["chain"] = [attrs.astuple(ref) for ref in self.chain]
+        data["next_key"] = self.next_key
+        data["pending"] = dict(self.pending) if self.pending is not None else None
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobState:
         """Rebuild a state from :meth:`to_json`'s output.
+
+        Snapshots written before a field existed load with its default.
 
         Raises:
             ValueError: for a snapshot that is not one (missing field, bad phase).
@@ -306,6 +358,12 @@ class JobState:
                 validators=data.get("validators"),
                 not_modified=int(data.get("not_modified") or 0),
                 page_cursor=data.get("page_cursor"),
+                deadline_after=data.get("deadline_after"),
+                max_attempts=data.get("max_attempts"),
+                progress=data.get("progress"),
+                chain=tuple(JobRef(*ref) for ref in data.get("chain") or ()),
+                next_key=data.get("next_key"),
+                pending=data.get("pending"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             # ValueError: a phase or an end the core does not know.
@@ -322,6 +380,7 @@ class JobState:
             polls=self.polls,
             due=None if self.done else self.due,
             error=None if self.error is None else str(self.error.get("message")),
+            progress=self.progress,
         )
 
     def to_result(self, outcome: Outcome | None) -> JobResult:
@@ -340,6 +399,7 @@ class JobState:
             attempts=self.polls,
             items=dict(self.items or {}),
             error=self.job_error(),
+            chained_from=self.chain,
         )
 
     def job_error(self) -> JobError | None:
@@ -362,6 +422,42 @@ class JobState:
             last_state=self.state,
             retryable=bool(error.get("retryable", False)),
         )
+
+
+def check_limits(
+    deadline: object, max_attempts: object
+) -> tuple[float | None, int | None]:
+    """Return a caller's own deadline and attempts for a job, once checked.
+
+    A deadline is a positive, finite number of seconds; attempts a whole
+    number of at least 1 (a bool is neither). ``None`` keeps the spec's.
+    Typed ``object``: the values come from callers, unchecked.
+
+    Raises:
+        InputError: naming the bad value.
+    """
+    seconds: float | None = None
+    if deadline is not None:
+        if (
+            not isinstance(deadline, (int, float))
+            or isinstance(deadline, bool)
+            or not math.isfinite(deadline)
+            or deadline <= 0
+        ):
+            msg = f"deadline must be a positive, finite number of seconds, not {deadline!r}"
+            raise InputError(msg)
+        seconds = float(deadline)
+    attempts: int | None = None
+    if max_attempts is not None:
+        if (
+            not isinstance(max_attempts, int)
+            or isinstance(max_attempts, bool)
+            or max_attempts < 1
+        ):
+            msg = f"max_attempts must be a whole number of at least 1, not {max_attempts!r}"
+            raise InputError(msg)
+        attempts = max_attempts
+    return seconds, attempts
 
 
 #: Every field of a job state, in order (what ``JobState.copy`` carries over).

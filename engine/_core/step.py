@@ -23,8 +23,17 @@ import attrs
 from engine._core import timing
 from engine._core.advance import advance
 from engine._core.binding import Binding
+from engine._core.chain import (
+    MAX_CHAIN,
+    Chained,
+    ChainError,
+    chain_inputs,
+    chain_key,
+    client_ref_for,
+)
 from engine._core.observe import Observation, observe
 from engine._core.paging import next_cursor, next_page
+from engine._core.progress import new_tenth, read_progress
 from engine._core.reply import Reply, where
 from engine._core.state import End, JobState, Phase, Record
 from engine._core.verdict import (
@@ -44,13 +53,21 @@ from engine._core.wire import (
     submit_links,
 )
 from engine._errors import CancelError, InputError, RemoteError
-from statemachines import MISSING, Conditional, Request, resolve_pointer
+from statemachines import (
+    MISSING,
+    Conditional,
+    Outcome,
+    Request,
+    Spec,
+    resolve_pointer,
+)
 
 __all__ = [
     "Outgoing",
     "Step",
     "abort",
     "adopt",
+    "begin_submit",
     "forget",
     "new_submission",
     "on_reply",
@@ -59,6 +76,7 @@ __all__ = [
     "request_cancel",
     "request_for",
     "resume",
+    "start_chained",
     "submit_request",
     "validators",
 ]
@@ -72,6 +90,9 @@ class Step:
 
     job: JobState
     records: tuple[Record, ...] = ()
+    #: The job this step starts (a success state's ``then``): the driver
+    #: creates it with :func:`start_chained`, in the same commit as this step.
+    then: Chained | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -115,14 +136,12 @@ def _fresh(
     now: float,
     phase: Phase,
     client_ref: str | None = None,
+    deadline_after: float | None = None,
+    max_attempts: int | None = None,
 ) -> JobState:
-    schedule = b.lifecycle.schedule
-    deadline = schedule.deadline
-    override = schedule.for_state(state)
-    if override is not None and override.deadline is not None:
-        # Adopted in a state with its own deadline (a provisional state
-        # re-checked for hours): that deadline is why the job waits there.
-        deadline = override.deadline
+    deadline = timing.start_deadline(
+        b.lifecycle.schedule, state, now=now, scale=b.scale, own=deadline_after
+    )
     return JobState(
         key=key,
         service=b.spec.name,
@@ -133,12 +152,14 @@ def _fresh(
         state=state,
         phase=phase,
         due=now,
-        deadline=None if deadline is None else now + deadline * b.scale,
+        deadline=deadline,
         inputs=b.keep(inputs),
         filters=dict(filters) if filters else None,
         base_url=b.base_url,
         client_ref=client_ref,
         started=now,
+        deadline_after=deadline_after,
+        max_attempts=max_attempts,
     )
 
 
@@ -150,6 +171,8 @@ def new_submission(
     filters: Mapping[str, Any] | None,
     now: float,
     client_ref: str | None = None,
+    deadline_after: float | None = None,
+    max_attempts: int | None = None,
 ) -> JobState:
     """Return the state of a job about to be submitted (phase ``submit``, no id yet).
 
@@ -159,6 +182,8 @@ def new_submission(
     ``submit.client_ref`` names) or else ``client_ref``, which the driver
     generates; it is stored with the intent, so that a crash while the
     request is on the wire can be resolved by the spec's lookup.
+    ``deadline_after`` and ``max_attempts`` are the caller's own limits for
+    this job (see :func:`~engine._core.state.check_limits`).
     """
     submit = b.lifecycle.submit
     ref = submit.client_ref if submit is not None else None
@@ -176,6 +201,8 @@ def new_submission(
         now=now,
         phase=Phase.SUBMIT,
         client_ref=client_ref,
+        deadline_after=deadline_after,
+        max_attempts=max_attempts,
     )
 
 
@@ -229,10 +256,13 @@ def adopt(
     state: str | None,
     now: float,
     rng: random.Random | None = None,
+    deadline_after: float | None = None,
+    max_attempts: int | None = None,
 ) -> Step:
     """Start tracking an existing job by id (in ``state``, default the initial one).
 
     With ``rng`` the first poll's delay is jittered (by the schedule's jitter).
+    ``deadline_after`` and ``max_attempts`` are the caller's own limits.
     """
     lifecycle = b.lifecycle
     if state is not None and state not in lifecycle.state_names:
@@ -248,12 +278,65 @@ def adopt(
         filters=filters,
         now=now,
         phase=Phase.POLL,
+        deadline_after=deadline_after,
+        max_attempts=max_attempts,
     )
     job.due = timing.first_poll(
         lifecycle, _NO_HEADERS, now=now, scale=b.scale, deadline=job.deadline, rng=rng
     )
     record = Record(kind="submitted", to_state=job.state, trigger="track")
     return Step(job=job, records=(record,))
+
+
+def start_chained(b: Binding, first: JobState, chained: Chained, *, now: float) -> Step:
+    """Return the job ``first`` starts as it ends (phase ``start``: nothing sent yet).
+
+    ``b`` is the chained lifecycle's binding. The job keeps its submit
+    inputs (``pending``) until its submit is answered, and the chain of the
+    jobs before it; its first record names the job that started it.
+    """
+    submit = b.lifecycle.submit
+    job = new_submission(
+        b,
+        key=chained.key,
+        inputs=chained.inputs,
+        filters=None,
+        now=now,
+        client_ref=client_ref_for(chained.key)
+        if submit is not None and submit.client_ref is not None
+        else None,
+    )
+    job.phase = Phase.START
+    job.pending = dict(chained.inputs)
+    job.chain = (*first.chain, first.ref())
+    record = Record(
+        kind="chained",
+        to_state=job.state,
+        trigger="then",
+        detail={
+            "key": job.key,
+            "chained_from": first.key,
+            "from_lifecycle": first.lifecycle,
+            "from_job_id": first.job_id,
+        },
+    )
+    return Step(job=job, records=(record,))
+
+
+def begin_submit(b: Binding, job: JobState, *, now: float) -> Step:
+    """Move a chained job from ``start`` to ``submit``: its intent, committed before it is sent.
+
+    Once this step is committed, a crash leaves the job in ``submit``: the
+    spec's lookup resolves it, and it is never sent twice.
+    """
+    del b
+    new = job.copy()
+    new.phase = Phase.SUBMIT
+    new.due = now
+    record = Record(
+        kind="intent", detail={"client_ref": new.client_ref, "key": new.key}
+    )
+    return Step(job=new, records=(record,))
 
 
 def resume(b: Binding, job: JobState, *, now: float) -> Step:
@@ -322,7 +405,7 @@ def request_cancel(b: Binding, job: JobState, *, now: float) -> JobState | None:
         raise CancelError(msg)
     if job.done or job.state in b.terminal:
         return None
-    if job.phase is Phase.SUBMIT:
+    if job.phase in {Phase.START, Phase.SUBMIT}:
         msg = f"{b.name}: the job has not been submitted yet; nothing to cancel"
         raise CancelError(msg)
     if job.state not in cancel.from_states:
@@ -389,6 +472,13 @@ def request_for(b: Binding, job: JobState) -> Outgoing:
     phase = job.phase
     if phase is Phase.POLL:
         return poll_request(b, job, poll_url(b, job))
+    if phase is Phase.SUBMIT and job.pending is not None:
+        # A chained job: its driver sends the submit (after its intent).
+        try:
+            return submit_request(b, job, job.pending)
+        except InputError as exc:
+            msg = f"{b.name}: {exc}"
+            raise RemoteError(msg, kind="protocol", retryable=False) from None
     if phase is Phase.ITEMS and lifecycle.items is not None and job.page:
         cursor = {"cursor": job.page_cursor} if job.page_cursor is not None else None
         return _outgoing(b, job, lifecycle.items.request, job.page, extra=cursor)
@@ -522,7 +612,7 @@ _READERS: Final = {
 class _Stepper:
     """The working state of one step: a job copy being changed and its records."""
 
-    __slots__ = ("b", "job", "now", "records", "rng")
+    __slots__ = ("b", "job", "now", "records", "rng", "then")
 
     def __init__(
         self, b: Binding, job: JobState, now: float, rng: random.Random
@@ -532,9 +622,10 @@ class _Stepper:
         self.now = now
         self.rng = rng
         self.records: list[Record] = []
+        self.then: Chained | None = None
 
     def step(self) -> Step:
-        return Step(job=self.job, records=tuple(self.records))
+        return Step(job=self.job, records=tuple(self.records), then=self.then)
 
     # -- classification ----------------------------------------------------------------
 
@@ -575,6 +666,12 @@ class _Stepper:
     # -- the phases --------------------------------------------------------------------
 
     def submitted(self, got: Reply | RemoteError) -> None:
+        self.read_submit(got)
+        if self.job.phase is not Phase.SUBMIT:
+            # Sent and answered (or failed): a chained job's inputs go.
+            self.job.pending = None
+
+    def read_submit(self, got: Reply | RemoteError) -> None:
         b, job = self.b, self.job
         submit = b.lifecycle.submit
         assert submit is not None  # noqa: S101 - only submissions reach this phase
@@ -612,6 +709,8 @@ class _Stepper:
                 to_state=job.state,
                 trigger="submit",
                 http_status=got.status,
+                # A chained job's earlier records (no job id yet) join it by key.
+                detail={"key": job.key} if job.chain else None,
             )
         )
         if submit.observe:
@@ -938,17 +1037,31 @@ class _Stepper:
             default_policy=lifecycle.policy.unknown_state,
             code=error_code(reply, lifecycle.errors),
         )
+        detail: dict[str, Any] = {
+            "changed": seen.state is not None and seen.state != self.job.state
+        }
+        reading = read_progress(lifecycle.poll.progress, body)
+        if reading is not None:
+            detail["progress"] = reading
         self.records.append(
             Record(
                 kind="polled",
                 trigger=trigger,
                 http_status=reply.status,
                 observed=seen.raw,
-                detail={
-                    "changed": seen.state is not None and seen.state != self.job.state
-                },
+                detail=detail,
             )
         )
+        if new_tenth(self.job.progress, reading):
+            self.records.append(
+                Record(
+                    kind="progress",
+                    http_status=reply.status,
+                    detail={"progress": reading},
+                )
+            )
+        if reading is not None:
+            self.job.progress = reading
         self.move(seen, reply, trigger=trigger)
         job = self.job
         if job.done:
@@ -1055,6 +1168,7 @@ class _Stepper:
             scale=b.scale,
             rng=self.rng,
             not_modified=job.not_modified,
+            max_attempts=job.max_attempts,
         )
         if plan.due is None:
             self.time_out(plan.give_up or "gave up")
@@ -1162,18 +1276,50 @@ class _Stepper:
 
     def complete(self) -> None:
         b, job = self.b, self.job
+        state = b.lifecycle.state(job.state)
+        outcome = state.outcome
+        detail: dict[str, Any] = {
+            "outcome": outcome.value if outcome else None,
+            "polls": job.polls,
+        }
+        then = state.then if outcome is Outcome.SUCCESS else None
+        if then is not None:
+            if then.spec is None or then.spec == b.spec.name:
+                target: Spec | None = b.spec
+            else:
+                target = b.chained.get(then.spec)
+            try:
+                if target is None or then.lifecycle not in target.lifecycle_names:
+                    msg = f"no lifecycle {then.lifecycle!r} of spec {then.spec!r} here"
+                    raise ChainError(msg)  # noqa: TRY301 - reported like the others
+                if len(job.chain) + 2 > MAX_CHAIN:
+                    msg = f"a chain has at most {MAX_CHAIN} jobs"
+                    raise ChainError(msg)  # noqa: TRY301 - reported like the others
+                inputs = chain_inputs(then, target.lifecycle(then.lifecycle), job)
+            except ChainError as exc:
+                msg = f"{b.name} job {job.job_id}: cannot start {then.lifecycle}: {exc}"
+                self.fail(RemoteError(msg, kind="protocol", retryable=False), None)
+                return
+            job.next_key = chain_key(job)
+            self.then = Chained(
+                spec=target.name,
+                lifecycle=then.lifecycle,
+                key=job.next_key,
+                inputs=inputs,
+            )
+            detail["then"] = {
+                "spec": target.name,
+                "lifecycle": then.lifecycle,
+                "key": job.next_key,
+            }
         job.phase = Phase.DONE
         job.end = End.COMPLETED
         job.due = self.now
-        outcome = b.lifecycle.state(job.state).outcome
         self.records.append(
             Record(
                 kind="completed",
                 to_state=job.state,
                 http_status=job.status,
-                detail={
-                    "outcome": outcome.value if outcome else None,
-                    "polls": job.polls,
-                },
+                detail=detail,
             )
         )

@@ -8,6 +8,9 @@ overrides, attempts and the deadline are combined here and nowhere else:
 - a retry after a transient failure waits the error policy's backoff for the
   number of consecutive failures;
 - the first poll after a submit or an adoption waits the initial delay;
+- a job's deadline and attempts are the spec's, unless the caller gave the
+  job its own (``deadline``/``max_attempts`` at submit or track): those
+  replace the lifecycle's, and a state's own still replace either;
 - the schedule's jitter applies to each of these waits;
 - in all three, a server hint the spec honours is a floor: the wait is the
   longer of the two, and the hint is clamped to the spec's ``retry_after``
@@ -45,6 +48,7 @@ __all__ = [
     "poll_delay",
     "retry_delay",
     "server_hint",
+    "start_deadline",
 ]
 
 
@@ -195,6 +199,31 @@ def at_or_before(now: float, delay: float, deadline: float | None) -> float:
     return due
 
 
+def start_deadline(
+    schedule: Schedule,
+    state: str,
+    *,
+    now: float,
+    scale: float,
+    own: float | None = None,
+) -> float | None:
+    """Return when a job started (or adopted) in ``state`` at ``now`` gives up, if ever.
+
+    ``own`` is the caller's deadline for this job, in seconds (it replaces
+    the spec's and any state's own at the start). Without it, a state with
+    its own deadline (a provisional state re-checked for hours) decides:
+    that deadline is why the job waits there. Spec seconds are times
+    ``scale``, the caller's too: they stand in for the spec's.
+    """
+    seconds = own
+    if seconds is None:
+        seconds = schedule.deadline
+        override = schedule.for_state(state)
+        if override is not None and override.deadline is not None:
+            seconds = override.deadline
+    return None if seconds is None else now + seconds * scale
+
+
 def first_poll(
     lifecycle: Lifecycle,
     headers: Mapping[str, str],
@@ -231,20 +260,23 @@ def next_poll(  # noqa: PLR0917 - the job's counters, spelled out so that caller
     scale: float,
     rng: random.Random,
     not_modified: int = 0,
+    max_attempts: int | None = None,
 ) -> Plan:
     """Return when the next poll is due after an answer, or why to give up.
 
-    Gives up when the spec's ``max_attempts`` (or the state's own) is used
-    up, or the deadline has passed. ``not_modified`` counts the conditional
-    polls answered ``304 Not Modified`` in the state: they grow the backoff
-    like polls, but use no attempt.
+    Gives up when the spec's ``max_attempts`` (``max_attempts``: the job's
+    own, given by the caller, in its place; a state's own in place of both)
+    is used up, or the deadline has passed. ``not_modified`` counts the
+    conditional polls answered ``304 Not Modified`` in the state: they grow
+    the backoff like polls, but use no attempt.
     """
     schedule = lifecycle.schedule
     override = schedule.for_state(state)
+    limit = schedule.max_attempts if max_attempts is None else max_attempts
     if override is not None and override.max_attempts is not None:
         if polls_in_state >= override.max_attempts:
             return Plan(None, f"{polls_in_state} polls in {state}")
-    elif schedule.max_attempts is not None and polls >= schedule.max_attempts:
+    elif limit is not None and polls >= limit:
         return Plan(None, f"{polls} polls (max_attempts)")
     if deadline is not None and now >= deadline:
         return Plan(None, "deadline reached")

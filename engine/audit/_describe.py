@@ -78,12 +78,35 @@ def _retrying(_r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
 
 
 def _completed(r: _Record, d: Mapping[str, Any], _s: str, _i: str) -> str:
-    return f"completed: {r.get('to')} ({d.get('outcome')}) after {d.get('polls')} polls"
+    then = d.get("then")
+    started = (
+        f"; then {then.get('spec')}/{then.get('lifecycle')} (key {then.get('key')})"
+        if isinstance(then, Mapping)
+        else ""
+    )
+    return (
+        f"completed: {r.get('to')} ({d.get('outcome')}) after {d.get('polls')} polls"
+        f"{started}"
+    )
+
+
+def _chained(r: _Record, d: Mapping[str, Any], _s: str, _i: str) -> str:
+    return (
+        f"chained from {r.get('service')}/{d.get('from_lifecycle')} job "
+        f"{d.get('from_job_id')} (key {d.get('chained_from')}), in {r.get('to')}"
+    )
 
 
 def _observed(r: _Record, d: Mapping[str, Any], status: str, item: str) -> str:
     seen = _excerpt(r.get("observed"))
     return f"{r.get('kind')}{item}: observed {seen} in {r.get('from')} ({d.get('policy')}){status}"
+
+
+def _progress(_r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
+    fraction = d.get("progress")
+    if not isinstance(fraction, (int, float)):
+        return f"progress: {_excerpt(fraction)}{status}"
+    return f"progress: {fraction:.0%} done{status}"
 
 
 def _forgotten(r: _Record, _d: Mapping[str, Any], _s: str, _i: str) -> str:
@@ -92,7 +115,9 @@ def _forgotten(r: _Record, _d: Mapping[str, Any], _s: str, _i: str) -> str:
 
 
 def _intent(_r: _Record, d: Mapping[str, Any], _s: str, _i: str) -> str:
-    return f"about to submit (client_ref {d.get('client_ref')})"
+    ref = d.get("client_ref")
+    # A chained job without a client reference is named by its key instead.
+    return f"about to submit (client_ref {ref})" if ref else "about to submit"
 
 
 def _lookup(r: _Record, d: Mapping[str, Any], status: str, _i: str) -> str:
@@ -123,6 +148,8 @@ _DESCRIBE: Final[dict[str, _Describe]] = {
     "illegal_transition": _observed,
     "unknown_state": _observed,
     "forgotten": _forgotten,
+    "progress": _progress,
+    "chained": _chained,
     "intent": _intent,
     "lookup": _lookup,
     "unresolved_submission": _unresolved,

@@ -32,6 +32,8 @@ AUDIT_KINDS: Final = (
     "errored",
     "forgotten",
     "resumed",
+    "progress",
+    "chained",
 )
 
 

@@ -119,7 +119,8 @@ def _store_matches(key: Any, records: Sequence[_Record], wanted: str) -> bool:
 def _place(groups: dict[tuple[str, str], list[_Record]], record: _Record) -> None:
     service = str(record.get("service"))
     job_id = str(record.get("job_id") or "")
-    ref = detail(record).get("client_ref")
+    # A chained job's records before its submit name it by key.
+    ref = detail(record).get("client_ref") or detail(record).get("key")
     by_ref = (service, f"submission {ref}")
     if not job_id:
         groups.setdefault(by_ref, []).append(record)

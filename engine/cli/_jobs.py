@@ -170,10 +170,17 @@ async def _run(  # noqa: PLR0917 - one caller, cmd_run
                     inputs,
                     item_filters=filters,
                     state=args.state,
+                    deadline=args.deadline,
+                    max_attempts=args.max_attempts,
                 )
             else:
                 ref = await engine.submit(
-                    spec, args.lifecycle, inputs, item_filters=filters
+                    spec,
+                    args.lifecycle,
+                    inputs,
+                    item_filters=filters,
+                    deadline=args.deadline,
+                    max_attempts=args.max_attempts,
                 )
         except RemoteError as exc:
             print(f"statepoll: {exc}", file=err)
@@ -317,6 +324,10 @@ def _result_json(ref: JobRef, ending: Ending) -> dict[str, Any]:
         "job_id": ref.job_id,
     }
     if isinstance(ending, JobResult):
+        if ending.chained_from:
+            row["chain"] = [
+                {"lifecycle": j.lifecycle, "job_id": j.job_id} for j in ending.chain
+            ]
         return {
             **row,
             "state": ending.state,
@@ -346,7 +357,9 @@ def _report(
 
     worst: ExitName = "ok"
     rows = []
-    for ref, ending in results:
+    for first, ending in results:
+        # A chain (a success state's then) ends at its last job: name that one.
+        ref = ending.job if isinstance(ending, JobResult) else first
         code = _exit_for(ending)
         worst = max(worst, code, key=SEVERITY.index)
         rows.append(_result_json(ref, ending))
@@ -354,8 +367,15 @@ def _report(
             continue
         if isinstance(ending, JobResult):
             outcome = ending.outcome.value if ending.outcome else "-"
+            chain = (
+                " (chain: "
+                + ", ".join(f"{j.lifecycle} {j.job_id}" for j in ending.chain)
+                + ")"
+                if ending.chained_from
+                else ""
+            )
             print(
-                f"{_describe(ref)}: {ending.state} ({outcome}) after {ending.attempts} polls",
+                f"{_describe(ref)}: {ending.state} ({outcome}) after {ending.attempts} polls{chain}",
                 file=out,
             )
         elif isinstance(ending, WaitTimeout):

@@ -219,6 +219,7 @@ def _add_workers(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("lifecycle", metavar="LIFECYCLE")
     _store_url(p)
     _job_inputs(p)
+    _job_limits(p)
     p.add_argument(
         "--time-scale", type=_time_scale, default=1.0, help=argparse.SUPPRESS
     )
@@ -324,8 +325,24 @@ def _job_inputs(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _job_limits(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--deadline",
+        type=lambda text: _positive(text, "a deadline"),
+        metavar="S",
+        help="this job gives up S seconds after it starts (instead of the spec's schedule.deadline)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        metavar="N",
+        help="this job gives up after N polls (instead of the spec's schedule.max_attempts)",
+    )
+
+
 def _job_options(p: argparse.ArgumentParser) -> None:
     _job_inputs(p)
+    _job_limits(p)
     p.add_argument(
         "--filter",
         action="append",

@@ -127,9 +127,10 @@ class Progress:
         self._job_line(e, f"{'adopted' if e.adopted else 'submitted'} in {e.state}")
 
     def on_polled(self, e: Polled) -> None:
-        """A poll was read: the job's items seen so far are summarized."""
+        """A poll was read: the job's items seen so far are summarized, and how far along it is."""
         self.flush(_key(e))
-        self.status(f"{_short(e)} poll #{e.attempt}: {e.observed!r}")
+        done = "" if e.progress is None else f" ({e.progress:.0%} done)"
+        self.status(f"{_short(e)} poll #{e.attempt}: {e.observed!r}{done}")
 
     def on_retrying(self, e: Retrying) -> None:
         """A request failed transiently and is retried."""

@@ -61,7 +61,13 @@ async def _enqueue(
     )
     async with engine:
         try:
-            ref = await engine.enqueue(spec, args.lifecycle, inputs)
+            ref = await engine.enqueue(
+                spec,
+                args.lifecycle,
+                inputs,
+                deadline=args.deadline,
+                max_attempts=args.max_attempts,
+            )
         except RemoteError as exc:
             print(f"statepoll: {exc}", file=err)
             return "remote"

@@ -105,17 +105,22 @@ class AuditChain:
         *,
         owner: str | None,
         now: float,
+        after: Sequence[dict[str, Any]] = (),
     ) -> tuple[list[Lease], list[dict[str, Any]], list[tuple[Any, ...]]]:
         """Chain new jobs' first records; return their leases, the records and the jobs' rows.
 
-        A job's row is ``(key, service, lifecycle, job_id, phase, done, due,
-        owner, audit_seq, audit_head, snapshot, updated)``; its token is 1.
+        The records follow ``after`` (records of the same commit, not yet
+        written) or else this writer's last. A job's row is ``(key, service,
+        lifecycle, job_id, phase, done, due, owner, audit_seq, audit_head,
+        snapshot, updated)``; its token is 1.
         """
         leases: list[Lease] = []
         rows: list[dict[str, Any]] = []
         values: list[tuple[Any, ...]] = []
         for job, entries in jobs:
-            chained, lease = self.chain(entries, Lease(job.key, 1, 0, GENESIS), rows)
+            chained, lease = self.chain(
+                entries, Lease(job.key, 1, 0, GENESIS), rows or after
+            )
             rows.extend(chained)
             leases.append(lease)
             values.append(
@@ -245,6 +250,25 @@ class JobStore(Protocol):
         Returns the lease to use next (its audit chain moved on), or ``None``
         when the job was claimed by another driver since ``lease`` was given
         (nothing is written). Without ``hold`` the job is released.
+        """
+        ...
+
+    async def commit_and_add(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        new: tuple[JobState, Sequence[AuditEntry]],
+        *,
+        hold_new: bool,
+        now: float,
+    ) -> tuple[Lease, Lease] | None:
+        """Write a job's step (it ended: released) and insert the job it starts, in one transaction.
+
+        A chain's next job exists exactly when the step that starts it is
+        written: a crash cannot lose it, and a fenced step (``None``: the job
+        has another owner) adds nothing. The new job is held by the owner
+        when ``hold_new``; returns both leases.
         """
         ...
 

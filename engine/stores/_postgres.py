@@ -326,18 +326,13 @@ class PostgresJobStore:
         now: float,
     ) -> list[Lease]:
         """Insert new jobs and their first records, all in one transaction."""
-        owner = self.owner if hold else None
         async with self._writer() as writer:
-            leases, rows, values = writer.first(jobs, owner=owner, now=now)
+            leases, rows, values = writer.first(
+                jobs, owner=self.owner if hold else None, now=now
+            )
             try:
-                async with writer.conn.transaction(), writer.conn.cursor() as cur:
-                    await cur.executemany(
-                        f"INSERT INTO {SCHEMA}.jobs (key, service, lifecycle, job_id, "
-                        "phase, done, due, owner, token, audit_seq, audit_head, "
-                        "snapshot, updated) VALUES "
-                        "(%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s)",
-                        values,
-                    )
+                async with writer.conn.transaction():
+                    await _insert_jobs(writer.conn, values)
                     await _insert(writer.conn, rows)
                     if not hold:
                         await writer.conn.execute(f"NOTIFY {CHANNEL}")
@@ -357,9 +352,56 @@ class PostgresJobStore:
         now: float,
     ) -> Lease | None:
         """Write a step, fenced by ``lease`` (see ``JobStore.commit``)."""
+        written = await self._write_step(job, entries, lease, hold=hold, now=now)
+        return None if written is None else written[0]
+
+    async def commit_and_add(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        new: tuple[JobState, Sequence[AuditEntry]],
+        *,
+        hold_new: bool,
+        now: float,
+    ) -> tuple[Lease, Lease] | None:
+        """Write a job's step and insert the job it starts, at once (see ``JobStore``)."""
+        written = await self._write_step(
+            job, entries, lease, hold=False, now=now, new=new, hold_new=hold_new
+        )
+        if written is None:
+            return None
+        moved, added = written
+        assert added is not None  # noqa: S101 - a new job was given
+        return moved, added
+
+    async def _write_step(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        *,
+        hold: bool,
+        now: float,
+        new: tuple[JobState, Sequence[AuditEntry]] | None = None,
+        hold_new: bool = False,
+    ) -> tuple[Lease, Lease | None] | None:
         async with self._writer() as writer:
             rows, moved = writer.chain(entries, lease)
-            notify = not hold and not job.done and job.due <= now
+            added: Lease | None = None
+            values: list[tuple[Any, ...]] = []
+            if new is not None:
+                # The next job of a chain: in the same transaction, so that a
+                # crash can neither lose it nor, the step being fenced, add it twice.
+                owner = self.owner if hold_new else None
+                [added], first, values = writer.first(
+                    [new], owner=owner, now=now, after=rows
+                )
+                rows.extend(first)
+            # Wake the workers for a job due now, and for a new job left to them.
+            notify = (not hold and not job.done and job.due <= now) or bool(
+                values and not hold_new
+            )
             params = (
                 job.job_id,
                 job.phase.value,
@@ -374,12 +416,14 @@ class PostgresJobStore:
                 lease.token,
             )
             try:
-                if not rows and not notify:
+                if not rows and not notify and not values:
                     # One statement is a transaction of its own: a plain poll
                     # needs no BEGIN and COMMIT round trips.
                     cur = await writer.conn.execute(_COMMIT, params)
-                    return moved if cur.rowcount else None
+                    return (moved, None) if cur.rowcount else None
                 async with writer.conn.transaction():
+                    if values:
+                        await _insert_jobs(writer.conn, values)
                     cur = await writer.conn.execute(_COMMIT, params)
                     if cur.rowcount == 0:
                         raise _Fenced  # noqa: TRY301 - rolls the transaction back, caught below
@@ -392,7 +436,7 @@ class PostgresJobStore:
                 msg = f"job store {self.url}: {_first_line(exc)}"
                 raise StoreError(msg) from exc
             writer.advance(rows)
-        return moved
+        return moved, added
 
     # -- reading and claiming ------------------------------------------------------------
 
@@ -464,6 +508,17 @@ class PostgresJobStore:
 
 class _Fenced(Exception):  # noqa: N818 - a control-flow signal, never raised to a caller
     """The job was claimed by another driver: roll the commit back."""
+
+
+async def _insert_jobs(conn: Any, values: list[tuple[Any, ...]]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            f"INSERT INTO {SCHEMA}.jobs (key, service, lifecycle, job_id, "
+            "phase, done, due, owner, token, audit_seq, audit_head, "
+            "snapshot, updated) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s)",
+            values,
+        )
 
 
 async def _insert(conn: Any, rows: list[dict[str, Any]]) -> None:

@@ -288,15 +288,19 @@ class SqliteJobStore:
             jobs, owner=self.owner if hold else None, now=now
         )
         with self._transaction(db):
-            db.executemany(
-                "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
-                "owner, token, audit_seq, audit_head, snapshot, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-                values,
-            )
+            self._insert_jobs(db, values)
             self._insert(db, rows)
         self._audit.advance(rows)
         return leases
+
+    @staticmethod
+    def _insert_jobs(db: sqlite3.Connection, values: list[tuple[Any, ...]]) -> None:
+        db.executemany(
+            "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
+            "owner, token, audit_seq, audit_head, snapshot, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            values,
+        )
 
     async def commit(
         self,
@@ -322,9 +326,43 @@ class SqliteJobStore:
         now: float,
     ) -> Lease | None:
         try:
-            return self._write_step(job, entries, lease, hold=hold, now=now)
+            moved, _ = self._write_step(job, entries, lease, hold=hold, now=now)
         except _Fenced:
             return None  # rolled back: the job has another owner now
+        return moved
+
+    async def commit_and_add(
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        new: tuple[JobState, Sequence[AuditEntry]],
+        *,
+        hold_new: bool,
+        now: float,
+    ) -> tuple[Lease, Lease] | None:
+        """Write a job's step and insert the job it starts, at once (see ``JobStore``)."""
+        return await self._call(
+            self._commit_and_add_sync, job, entries, lease, new, hold_new, now
+        )
+
+    def _commit_and_add_sync(  # noqa: PLR0917 - the arguments of commit_and_add
+        self,
+        job: JobState,
+        entries: Sequence[AuditEntry],
+        lease: Lease,
+        new: tuple[JobState, Sequence[AuditEntry]],
+        hold_new: bool,  # noqa: FBT001 - positional through _call
+        now: float,
+    ) -> tuple[Lease, Lease] | None:
+        try:
+            moved, added = self._write_step(
+                job, entries, lease, hold=False, now=now, new=new, hold_new=hold_new
+            )
+        except _Fenced:
+            return None
+        assert added is not None  # noqa: S101 - a new job was given
+        return moved, added
 
     def _write_step(
         self,
@@ -334,10 +372,22 @@ class SqliteJobStore:
         *,
         hold: bool,
         now: float,
-    ) -> Lease:
+        new: tuple[JobState, Sequence[AuditEntry]] | None = None,
+        hold_new: bool = False,
+    ) -> tuple[Lease, Lease | None]:
         db = self._conn()
+        added: Lease | None = None
         with self._transaction(db):
             rows, moved = self._audit.chain(entries, lease)
+            if new is not None:
+                # The next job of a chain: in the same transaction, so that a
+                # crash can neither lose it nor, the step being fenced, add it twice.
+                owner = self.owner if hold_new else None
+                [added], first, values = self._audit.first(
+                    [new], owner=owner, now=now, after=rows
+                )
+                rows.extend(first)
+                self._insert_jobs(db, values)
             changed = db.execute(
                 "UPDATE jobs SET job_id = ?, phase = ?, done = ?, due = ?, owner = ?, "
                 "audit_seq = ?, audit_head = ?, snapshot = ?, updated = ? "
@@ -360,7 +410,7 @@ class SqliteJobStore:
                 raise _Fenced
             self._insert(db, rows)
         self._audit.advance(rows)
-        return moved
+        return moved, added
 
     def _insert(self, db: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
         db.executemany(

@@ -124,6 +124,11 @@ async def async_engine(client: httpx.AsyncClient, clock: Clock) -> None:
             "oneclickdz", "topup", "ref-1", {"plan": "x"}, state="PENDING"
         )
         assert_type(adopted, JobRef)
+        limited = await engine.submit(
+            "mindee", "inference", {"model_id": "m"}, deadline=120, max_attempts=40
+        )
+        assert_type(limited, JobRef)
+        assert_type((await engine.status(limited)).progress, float | None)
         assert_type(job.job_id, str)
         result = await engine.wait(job, timeout=60)
         assert_type(result, JobResult)
@@ -133,6 +138,8 @@ async def async_engine(client: httpx.AsyncClient, clock: Clock) -> None:
         assert_type(result.items, Mapping[str, str])
         assert_type(result.error, JobError | None)
         assert_type(result.raise_for_outcome(), JobResult)
+        assert_type(result.chain, tuple[JobRef, ...])
+        assert_type(result.chained_from, tuple[JobRef, ...])
         stream = engine.as_completed([job, adopted], timeout=5.0)
         assert_type(stream, AsyncGenerator[JobResult, None])
         async for done in stream:
@@ -150,6 +157,11 @@ async def hooks(
     ended: events.Completed,
 ) -> None:
     """``on`` returns the hook it was given with its own type, or a decorator that does."""
+
+    def on_polled(event: events.Polled) -> None:
+        assert_type(event.progress, float | None)
+
+    engine.on("polled", on_polled)
 
     def on_transition(event: events.TransitionEvent) -> None:
         assert_type(event.source, str)
@@ -181,6 +193,8 @@ def blocking_engine(options: EngineOptions) -> None:
         assert_type(engine, Engine)
         job = engine.submit("mindee", "inference", {"model_id": "m"}, file=b"%PDF")
         assert_type(job, JobRef)
+        queued = engine.enqueue("mindee", "inference", deadline=60.0, max_attempts=5)
+        assert_type(queued, JobRef)
         assert_type(engine.wait(job, timeout=1.0), JobResult)
         stream = engine.as_completed()
         assert_type(stream, Iterator[JobResult])
