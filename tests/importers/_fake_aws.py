@@ -3,8 +3,9 @@
 It recomputes each request's signature with botocore's own signer from what
 arrived (method, raw path, query, the signed headers, the body) at the
 request's X-Amz-Date, as tests/engine/test_auth_sigv4.py's verifier does, and
-answers the operation ``X-Amz-Target`` names from a script: each entry is a
-JSON body (200) or ``(status, body)``; the last entry repeats.
+answers the operation ``X-Amz-Target`` names (JSON protocol) or, without
+one, ``"METHOD /raw/path"`` (REST) from a script: each entry is a JSON body
+(200) or ``(status, body)``; the last entry repeats.
 """
 
 # ruff: noqa: S105 - made-up AWS credentials, checked on loopback only
@@ -37,11 +38,11 @@ Answer = Mapping[str, Any] | tuple[int, Mapping[str, Any]]
 
 @attrs.define
 class FakeAws:
-    """An AWS JSON-protocol API (``POST /``) for one signing name, with scripted answers."""
+    """An AWS JSON or REST-JSON API for one signing name, with scripted answers."""
 
     service: str
     content_type: str
-    #: X-Amz-Target → its answers, in order (the last one repeats).
+    #: X-Amz-Target (or "METHOD /raw/path") → its answers, in order (the last one repeats).
     script: dict[str, list[Answer]]
     #: (target, verdict, parsed body) of every request.
     seen: list[tuple[str, str, Any]] = attrs.Factory(list)
@@ -49,13 +50,17 @@ class FakeAws:
 
     def app(self) -> Starlette:
         """Return the ASGI app."""
-        return Starlette(routes=[Route("/", self._call, methods=["POST"])])
+        return Starlette(
+            routes=[Route("/{rest:path}", self._call, methods=["GET", "POST"])]
+        )
 
     async def _call(self, request: Request) -> Response:
         body = await request.body()
-        target = request.headers.get("x-amz-target", "")
+        target = request.headers.get("x-amz-target") or (
+            f"{request.method} {request.scope['raw_path'].decode()}"
+        )
         verdict = self._verdict(request, body)
-        if request.headers.get("content-type") != self.content_type:
+        if body and request.headers.get("content-type") != self.content_type:
             verdict = f"content type {request.headers.get('content-type')}"
         self.seen.append((target, verdict, json.loads(body or b"null")))
         if verdict != "ok":
@@ -86,7 +91,10 @@ class FakeAws:
         if fields.get("Credential") != scope:
             return f"scope {fields.get('Credential')}"
         signed = fields["SignedHeaders"].split(";")
-        if not {"host", "x-amz-date", "x-amz-target", "content-type"} <= set(signed):
+        needed = {"host", "x-amz-date"} | (
+            {"x-amz-target"} if "x-amz-target" in headers else set()
+        )
+        if not needed <= set(signed):
             return f"signed headers {signed}"
         stamp = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
         if abs(dt.datetime.now(dt.UTC) - stamp).total_seconds() > 300:

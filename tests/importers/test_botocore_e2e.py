@@ -191,3 +191,34 @@ async def test_an_xml_reply_is_not_readable_and_ends_as_a_protocol_error(
     assert "malformed JSON" in str(ended.value)
     assert b"Action=DescribeDBInstances" in calls[0]
     assert b"DBInstanceIdentifier=db1" in calls[0]
+
+
+@pytest.mark.anyio
+async def test_a_rest_json_waiter_signs_its_path_and_reads_the_reply(
+    tmp_path: Path,
+) -> None:
+    """Lambda function_active_v2: GET /2015-03-31/functions/{name}, signed; Pending, then Active."""
+    (service,) = import_botocore(["lambda"], tmp_path).services
+    assert service.path is not None
+    path = "GET /2015-03-31/functions/my%20fn"
+    fake = FakeAws(
+        "lambda",
+        "application/json",
+        {
+            path: [
+                {"Configuration": {"State": "Pending"}},
+                {"Configuration": {"State": "Active"}},
+            ]
+        },
+    )
+    with serving(fake.app()) as api:
+        variables = env(api.url, "AWS_ENDPOINT_URL_LAMBDA")
+        async with AsyncEngine(env=variables, time_scale=SCALE) as engine:
+            async with asyncio.timeout(BOUND):
+                job = await engine.track(
+                    load_spec(service.path), "function_active_v2", "my fn"
+                )
+                result = await engine.wait(job, timeout=BOUND)
+
+    assert (result.state, result.attempts) == ("success", 2)
+    assert [(t, v) for t, v, _ in fake.seen] == [(path, "ok")] * 2
