@@ -47,6 +47,11 @@ def add_import(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="every service whose botocore model has waiters",
     )
+    b.add_argument(
+        "--every-api-version",
+        action="store_true",
+        help="also the older API versions botocore ships (botocore-SERVICE-VERSION.json)",
+    )
 
 
 def cmd_import(args: argparse.Namespace, out: TextIO, _err: TextIO) -> ExitName:
@@ -66,11 +71,12 @@ def cmd_import(args: argparse.Namespace, out: TextIO, _err: TextIO) -> ExitName:
     if target.exists() and not target.is_dir():
         msg = f"--out {args.out} is not a directory"
         raise UsageError(msg)
-    report = import_botocore(services, target)
+    report = import_botocore(services, target, every_api_version=args.every_api_version)
     for service in report.services:
         where = f" → {service.path}" if service.path else ""
+        name = " ".join(filter(None, (service.service, service.api_version)))
         print(
-            f"{service.service}: {service.converted} of {len(service.waiters)} waiters converted{where}",
+            f"{name}: {service.converted} of {len(service.waiters)} waiters converted{where}",
             file=out,
         )
         limited = Counter(

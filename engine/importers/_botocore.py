@@ -120,6 +120,8 @@ class ServiceReport:
     path: Path | None = None
     #: Warnings ``statepoll validate`` gives the written spec.
     warnings: tuple[str, ...] = ()
+    #: An older API version's (``None``: the latest, what boto3 uses).
+    api_version: str | None = None
 
     @property
     def converted(self) -> int:
@@ -188,20 +190,32 @@ def waiter_services() -> tuple[str, ...]:
     )
 
 
-def import_botocore(services: Sequence[str], out: Path) -> Report:
-    """Convert ``services``' waiters, write one spec per service into ``out``, and report."""
+def import_botocore(
+    services: Sequence[str], out: Path, *, every_api_version: bool = False
+) -> Report:
+    """Convert ``services``' waiters, write one spec per service into ``out``, and report.
+
+    Each service's latest API version is converted (what boto3 uses); with
+    ``every_api_version``, also the older ones botocore still ships, into
+    ``botocore-SERVICE-VERSION.json``.
+    """
     loader = _loader()
     out.mkdir(parents=True, exist_ok=True)
-    reports = tuple(
-        _write(
-            service,
-            loader.load_service_model(service, "waiters-2"),
-            loader.load_service_model(service, "service-2"),
-            out,
-        )
-        for service in services
-    )
-    return Report(botocore_version(), reports)
+    reports: list[ServiceReport] = []
+    for service in services:
+        versions: list[str | None] = [None]
+        if every_api_version:
+            # Dated versions: the newest sorts last, and is the one without a suffix.
+            versions += sorted(loader.list_api_versions(service, "waiters-2"))[:-1]
+        for version in versions:
+            waiters = loader.load_service_model(service, "waiters-2", version)
+            if version is not None and not waiters.get("waiters"):
+                continue
+            model = loader.load_service_model(service, "service-2", version)
+            name = service if version is None else f"{service}-{version}"
+            report = _write(name, waiters, model, out)
+            reports.append(attrs.evolve(report, service=service, api_version=version))
+    return Report(botocore_version(), tuple(reports))
 
 
 def _write(
@@ -788,7 +802,7 @@ def summary_lines(report: Report) -> Iterator[str]:
     total = report.total
     kinds = report.by_kind()
     share = report.converted / total if total else 0.0
-    services = sum(bool(s.waiters) for s in report.services)
+    services = len({s.service for s in report.services if s.waiters})
     yield (
         f"botocore {report.version}: {total} waiters in {services} services; "
         f"converted to specs that validate: {report.converted} ({share:.1%})"

@@ -11,9 +11,10 @@ node. What translates:
 - comparisons of a path with a literal (``==``, ``!=``, ``<``, ``<=``,
   ``>``, ``>=``), ``&&``, ``||``, ``!``;
 - ``length(X)`` compared with 0 (a list: has an element or not; a string:
-  empty or not), ``length(X[?c])`` compared with 0 (an element passes ``c``
-  or none does) and ``length(X[?c]) == length(X)`` (every element passes
-  ``c``), where ``c`` tests one field of an element against literals.
+  empty or not; ``length(X || '')`` alike), ``length(X[?c])`` compared
+  with 0 (an element passes ``c`` or none does) and ``length(X[?c]) ==
+  length(X)`` (every element passes ``c``), where ``c`` tests one field of
+  an element against literals.
 
 Anything else raises :class:`UnconvertibleError` with a short reason, the key the
 importer's summary groups by. Where JMESPath would raise (``length(null)``),
@@ -254,6 +255,14 @@ def _length(
 
 
 def _not_empty(argument: Mapping[str, Any], resolve: Resolver) -> dict[str, Any]:
+    children = argument["children"]
+    if (
+        argument["type"] == "or_expression"
+        and children[1]["type"] == "literal"
+        and children[1]["value"] in ("", [])
+    ):
+        # length(X || '') defaults a missing X to empty: the missing-is-empty reading.
+        argument = children[0]
     tokens = _path(argument)
     if tokens is None:
         msg = "length() of an expression that is not a path"

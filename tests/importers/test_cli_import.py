@@ -117,3 +117,24 @@ def test_all_converts_every_service_with_waiters(tmp_path: Path) -> None:
     assert "converted to specs that validate:" in summary[0]
     assert len(written) == len(list(tmp_path.iterdir())) > 0
     assert (tmp_path / "botocore-dynamodb.json").is_file()
+
+
+def test_every_api_version_writes_older_versions_beside_the_latest(
+    tmp_path: Path,
+) -> None:
+    """--every-api-version: botocore-SERVICE-VERSION.json for each older version with waiters."""
+    code, out, _ = _run(
+        "import",
+        "botocore",
+        "elasticache",
+        "--every-api-version",
+        "--out",
+        str(tmp_path),
+    )
+    written = sorted(p.name for p in tmp_path.iterdir())
+
+    assert code == 0
+    assert written[0] == "botocore-elasticache-2014-09-30.json"
+    assert written[-1] == "botocore-elasticache.json"
+    assert "elasticache 2014-09-30: " in out
+    assert "in 1 services;" in out

@@ -269,6 +269,19 @@ def test_the_resolver_names_wire_members_and_the_list_elements() -> None:
     assert seen == [("Items",), ("Items", STAR)]
 
 
+def test_length_of_a_value_or_empty_is_the_value_s_emptiness() -> None:
+    """length(X || '') > 0 (EC2's console output): X defaults to empty, as a missing X does."""
+    assert _true("length(Output || '') > `0`") == {
+        "pointer": "/Output/*",
+        "exists": True,
+        "match": "any",
+    }
+    with pytest.raises(UnconvertibleError, match="not a path"):
+        _true("length(Output || 'x') > `0`")
+    with pytest.raises(UnconvertibleError, match="not a path"):
+        _true("length(Output || Other) > `0`")
+
+
 def test_length_of_a_non_path_is_refused() -> None:
     """length() of a comparison is not a count of anything a pointer names."""
     with pytest.raises(UnconvertibleError, match="not a path"):
