@@ -297,7 +297,9 @@ def convert_service(
         operations.get(c["operation"], {}).get("endpoint", {}).get("hostPrefix", "")
         for c in configs.values()
     )
-    host_prefix = prefixes.most_common(1)[0][0] if prefixes else ""
+    # A prefix with a label ("{AccountId}.") is per call: it cannot be the base URL's.
+    fixed = [p for p, _ in prefixes.most_common() if "{" not in p]
+    host_prefix = fixed[0] if fixed else ""
     lifecycles: dict[str, Any] = {}
     reports: list[WaiterReport] = []
     for name, config in configs.items():
@@ -386,11 +388,12 @@ def _document(
             ),
             "base_url": f"https://{host}",
             "base_url_env": f"AWS_ENDPOINT_URL_{env}",
+            # A global endpoint (IAM, CloudFront, Route 53) signs for us-east-1 only.
             "auth": {
                 "kind": "aws_sigv4",
                 "service": metadata.get("signingName", prefix),
                 "region": _DEFAULT_REGION,
-                "region_env": "AWS_REGION",
+                **({} if global_host else {"region_env": "AWS_REGION"}),
             },
         },
         "lifecycles": lifecycles,

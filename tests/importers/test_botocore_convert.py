@@ -443,7 +443,11 @@ def test_host_prefixes_global_endpoints_and_signing_names() -> None:
     model = _model(signingName="thingsign", globalEndpoint="things.amazonaws.com")
     document, _ = _convert(_waiters(READY), model)
     assert document["service"]["base_url"] == "https://things.amazonaws.com"
-    assert document["service"]["auth"]["service"] == "thingsign"
+    assert document["service"]["auth"] == {
+        "kind": "aws_sigv4",
+        "service": "thingsign",
+        "region": "us-east-1",
+    }
 
     model = _model()
     model["operations"]["Other"] = model["operations"]["DescribeThing"] | {
@@ -460,6 +464,11 @@ def test_host_prefixes_global_endpoints_and_signing_names() -> None:
         document["service"]["base_url"] == "https://api.things.us-east-1.amazonaws.com"
     )
     assert [r.kind for r in reports] == ["runs", "runs", "host"]
+
+    model["operations"]["DescribeThing"]["endpoint"] = {"hostPrefix": "{Account}."}
+    document, reports = _convert(waiters, model)
+    assert document["service"]["base_url"] == "https://things.us-east-1.amazonaws.com"
+    assert [r.kind for r in reports] == ["host", "host", "runs"]
 
 
 def test_waiters_without_an_end_or_with_a_clashing_name_are_not_converted() -> None:
