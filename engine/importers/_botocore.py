@@ -453,7 +453,7 @@ def _lifecycle(
             "description": "no acceptor matched: botocore polls again",
         }
     )
-    how = f"job id: the {job_id}" if job_id else "job id: any label (not sent)"
+    how = f"job id: its {job_id} member" if job_id else "job id: any label (not sent)"
     if left_out:
         how += f"; not sent: {', '.join(left_out)}"
     if protocol in _XML:

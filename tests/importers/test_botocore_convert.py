@@ -148,7 +148,7 @@ def test_a_json_protocol_waiter_becomes_a_lifecycle() -> None:
         "Limit": {"in": "none", "type": "integer", "description": "Limit (integer)"},
         "Tags": {"in": "none", "type": "array", "description": "Tags (list)"},
     }
-    assert "job id: the ThingName" in lifecycle["description"]
+    assert "job id: its ThingName member" in lifecycle["description"]
 
 
 def test_acceptors_are_ordered_observe_rules_and_errors_reach_them_by_rules() -> None:
