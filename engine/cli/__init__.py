@@ -32,6 +32,7 @@ from ._commands import (
     cmd_specs,
     cmd_validate,
 )
+from ._import import cmd_import
 from ._jobs import cmd_resume, cmd_run
 from ._parser import build_parser
 from ._workers import cmd_enqueue, cmd_worker
@@ -54,6 +55,7 @@ _COMMANDS: Final[Mapping[str, Command]] = {
     "demo": cmd_demo,
     "diagram": cmd_diagram,
     "enqueue": cmd_enqueue,
+    "import": cmd_import,
     "resume": cmd_resume,
     "run": cmd_run,
     "simulate": cmd_simulate,

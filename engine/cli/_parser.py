@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from engine.simulators import FAULT_SYNTAX, OUTCOMES
 
+from ._import import add_import
+
 __all__ = ["build_parser"]
 
 _MAX_PORT = 65535
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
 
     _add_audit(sub)
+    add_import(sub)
     return parser
 
 
