@@ -277,12 +277,22 @@ class Worker:
 
     async def _idle(self) -> bool:
         """Whether no unfinished job is free now or later (those held elsewhere aside)."""
-        return await self.store.next_due(now=self._clock.now()) is None
+        try:
+            return await self.store.next_due(now=self._clock.now()) is None
+        except StoreError:
+            logger.exception("cannot read %s", self.store.url)
+            return False  # not known to be idle: look again
 
     async def _wait(self) -> None:
         """Sleep until a step ends, a job falls due, the store changes, or stop() is called."""
         now = self._clock.now()
-        due = await self.store.next_due(now=now)
+        try:
+            due = await self.store.next_due(now=now)
+        except StoreError:
+            # A store busy or gone for a moment (SQLite "database is locked"
+            # past its timeout): the worker waits and tries again.
+            logger.exception("cannot read %s", self.store.url)
+            due = now + _IDLE
         delay = _IDLE if due is None else min(_IDLE, max(0.0, due - now))
         if self._drained:
             # The last claim took every due job: gather the next ones.
@@ -304,6 +314,9 @@ class Worker:
         finally:
             for waiter in waiters[:2]:
                 waiter.cancel()
+        watch = waiters[0]
+        if watch.done() and not watch.cancelled() and watch.exception() is not None:
+            logger.error("cannot watch %s: %s", self.store.url, watch.exception())
 
     # -- one job -------------------------------------------------------------------------
 

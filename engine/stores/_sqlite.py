@@ -50,6 +50,8 @@ SCHEMA_VERSION: Final = 2
 KEEP_DONE: Final = 7 * 24 * 3600.0
 #: How often another process's commits are looked for while waiting.
 _WATCH: Final = 0.05
+#: How long opening a store waits for another process to let go of the file.
+_WAL_WAIT: Final = 30.0
 #: A job whose snapshot cannot be read is left alone this long.
 _SHELVE: Final = 3600.0
 
@@ -120,7 +122,13 @@ class SqliteJobStore:
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         call = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        except sqlite3.Error as exc:
+            # The store's own error, which drivers handle (a worker logs it and
+            # tries again), never sqlite3's: "database is locked" is not a crash.
+            msg = f"job store {self.path}: {exc}"
+            raise StoreError(msg) from exc
 
     # -- opening ----------------------------------------------------------------------
 
@@ -152,7 +160,7 @@ class SqliteJobStore:
             msg = f"cannot open the job store {self.path}: {exc}"
             raise StoreError(msg) from exc
         self._db = db
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         with self._transaction(db):
             self._migrate(db)
@@ -534,6 +542,27 @@ class SqliteJobStore:
 
 class _Fenced(Exception):  # noqa: N818 - a control-flow signal, never raised to a caller
     """The job was claimed by another driver: roll the commit back."""
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, waiting while another process holds it.
+
+    Changing the journal mode does not wait on the busy timeout: it fails at
+    once while, say, the last connection of another process checkpoints on
+    close. A file already in WAL mode (every store but a new one) needs no
+    change at all.
+    """
+    ends = time.monotonic() + _WAL_WAIT
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() >= ends:
+                raise
+            time.sleep(0.05)
+        else:
+            return
 
 
 def _is_sqlite(path: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from engine import AsyncEngine, StoreError, Worker
 from engine.stores._postgres import read_postgres_records
-from engine.stores._sqlite import read_sqlite_records
+from engine.stores._sqlite import SqliteJobStore, read_sqlite_records
 
 DOC: dict[str, Any] = {
     "spec_version": "1",
@@ -198,3 +199,62 @@ async def test_handing_jobs_to_workers_needs_a_store() -> None:
     async with AsyncEngine() as engine:
         with pytest.raises(StoreError, match="create the engine with store="):
             await engine.track("mindee", "inference", "abc", drive=False)
+
+
+class _FlakyStore(SqliteJobStore):
+    """A SQLite store whose reads of the next due time fail twice ("database is locked")."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.failures = 2
+
+    async def next_due(self, *, now: float) -> float | None:
+        if self.failures:
+            self.failures -= 1
+            msg = f"job store {self.path}: database is locked"
+            raise StoreError(msg)
+        return await super().next_due(now=now)
+
+
+@pytest.mark.anyio
+async def test_a_worker_rides_out_a_store_that_fails_for_a_moment(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """StoreErrors while the worker looks for due jobs are logged, not fatal: every job ends."""
+    spec = _spec(tmp_path)
+    service = _Service()
+    store = _FlakyStore(tmp_path / "jobs.db")
+    client = httpx.AsyncClient(transport=httpx.MockTransport(service))
+    async with client:
+        async with AsyncEngine(client=client, store=tmp_path / "jobs.db") as engine:
+            refs = [await engine.enqueue(spec, "job") for _ in range(3)]
+        worker = Worker(store, client=client, specs=[spec])
+        async with asyncio.timeout(20):
+            await worker.run(until_idle=True)
+        await store.close()
+
+    done = [
+        r for r in read_sqlite_records(tmp_path / "jobs.db") if r["kind"] == "completed"
+    ]
+    assert sorted(r["job_id"] for r in done) == sorted(ref.job_id for ref in refs)
+    assert store.failures == 0
+    assert "database is locked" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_failure_inside_the_store_is_a_store_error(
+    tmp_path: Path,
+) -> None:
+    """sqlite3's own errors never leave the store: a table gone is a StoreError naming the file."""
+    path = tmp_path / "jobs.db"
+    store = SqliteJobStore(path)
+    await store.open("me", lease=30.0, now=0.0)
+    try:
+        with sqlite3.connect(path) as other:
+            other.execute("DROP TABLE jobs")
+        with pytest.raises(StoreError, match="no such table") as caught:
+            await store.get("j1")
+    finally:
+        await store.close()
+
+    assert str(path) in str(caught.value)
