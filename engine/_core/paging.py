@@ -13,14 +13,12 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 from engine._core.observe import holds
-from engine._core.reply import where
+from engine._core.reply import NO_HEADERS, where
 from engine._core.wire import _join, merge_query
 from engine._errors import RemoteError
 from statemachines import Paging, resolve_pointer
 
 __all__ = ["next_cursor", "next_page"]
-
-_NO_HEADERS: Mapping[str, str] = {}
 
 
 def next_page(
@@ -32,7 +30,7 @@ def next_page(
     listed: int,
     count: int,
     status: int = 200,
-    headers: Mapping[str, str] = _NO_HEADERS,
+    headers: Mapping[str, str] = NO_HEADERS,
 ) -> str | None:
     """Return the next page's URL after a page at ``url``, or ``None`` after the last.
 
@@ -88,7 +86,7 @@ def next_cursor(
     sent: str | None,
     url: str,
     status: int = 200,
-    headers: Mapping[str, str] = _NO_HEADERS,
+    headers: Mapping[str, str] = NO_HEADERS,
 ) -> str | None:
     """Return the cursor a page gives for the next one (sent in a request body), or ``None``.
 

@@ -16,7 +16,7 @@ import attrs
 
 from engine._errors import RemoteError
 
-__all__ = ["MAX_JSON_DEPTH", "Reply", "parse_json", "where"]
+__all__ = ["MAX_JSON_DEPTH", "NO_HEADERS", "Reply", "parse_json", "where"]
 
 #: The deepest nesting of arrays and objects accepted in a JSON body. Code after
 #: parsing walks bodies recursively (JSON pointers, redaction, audit records,
@@ -24,6 +24,8 @@ __all__ = ["MAX_JSON_DEPTH", "Reply", "parse_json", "where"]
 #: keeps every such walk far below Python's recursion limit (1,000), while the
 #: APIs we poll nest a few dozen levels at most.
 MAX_JSON_DEPTH = 256
+#: The headers of no reply (a step without one), shared: never changed.
+NO_HEADERS: Mapping[str, str] = {}
 # A JSON string (escapes included) or one bracket: brackets inside strings
 # must not count. Possessive quantifiers: an unterminated string is given up
 # in one linear pass instead of being backtracked into.
