@@ -118,8 +118,19 @@ class Binding:
         self.body_cursor = items is not None and "cursor" in template_fields(
             items.request
         )
+        # A chained job may take an input of this one ({"input": NAME} in a
+        # success state's then): kept until the job ends, as a template's are.
+        passed_on = {
+            source.input
+            for state in self.lifecycle.states
+            if state.then is not None
+            for source in state.then.inputs
+            if source.input is not None
+        }
         self.kept = frozenset(
-            i.name for i in inputs if i.where in ("path", "query") or i.name in used
+            i.name
+            for i in inputs
+            if i.where in ("path", "query") or i.name in used or i.name in passed_on
         )
         self.kept_defaults = {k: v for k, v in self.defaults.items() if k in self.kept}
         source = self.spec.source

@@ -424,3 +424,15 @@ def test_a_chain_stops_at_its_longest() -> None:
     assert "a chain has at most 16 jobs" in str(stopped.job.job_error())
     assert going.then is not None
     assert going.then.key == "k0~0~16"
+
+
+def test_an_input_a_chain_passes_on_is_kept_after_the_submit() -> None:
+    """A body input named by then's {"input": NAME} stays with the job until it ends."""
+    document = chain_document()
+    upload = document["lifecycles"]["upload"]
+    upload["inputs"]["note"] = {"in": "body"}
+    upload["states"]["processed"]["then"]["inputs"]["label"] = {"input": "note"}
+
+    b = _bind("upload", document)
+
+    assert "note" in b.kept
