@@ -1,42 +1,42 @@
-"""Turn a schema-valid spec document into the frozen model (pure, no I/O)."""
+"""Turn a schema-valid spec document into the frozen model (pure, no I/O).
+
+The spec, its service and auth, and each lifecycle with its states, chains,
+schedule and errors are built here; the requests in ``_build_requests``, the
+conditions and the other blocks that read replies in ``_build_replies``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
-from ._document import freeze
+from ._build_base import Doc, as_list
+from ._build_replies import condition, error_sources, observe_rule, progress
+from ._build_requests import (
+    cancel,
+    conditional,
+    items,
+    lookup,
+    request,
+    result,
+    submit,
+    values,
+)
 from .pointer import join_pointer
 from .spec import (
     Auth,
     AwsSigV4,
     Backoff,
-    Body,
-    Cancel,
-    ClientRef,
-    Condition,
-    Conditional,
     ErrorRule,
     Errors,
-    ErrorSource,
-    Filter,
     Input,
-    Items,
     Jitter,
     Lifecycle,
-    Locator,
-    Lookup,
     OAuth2ClientCredentials,
-    ObserveRule,
     Outcome,
-    Paging,
     Policy,
     Poll,
-    Progress,
-    Request,
-    Result,
     RetryAfter,
     RetryBackoff,
     Schedule,
@@ -44,20 +44,13 @@ from .spec import (
     Spec,
     State,
     StateSchedule,
-    Submit,
     Then,
     ThenInput,
     Transition,
-    Value,
     WaitHint,
 )
 
-Doc = Mapping[str, Any]
 _MERGED = ("schedule", "errors", "policy")
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else [value]
 
 
 def _indexed(value: Any, at: str) -> list[tuple[str, str]]:
@@ -218,152 +211,29 @@ def _lifecycle(name: str, raw: Doc, at: str, origins: dict[str, str]) -> Lifecyc
         states=states,
         transitions=tuple(transitions),
         inputs=inputs,
-        submit=_submit(raw["submit"], f"{at}/submit") if "submit" in raw else None,
-        lookup=_lookup(raw["lookup"], f"{at}/lookup") if "lookup" in raw else None,
+        submit=submit(raw["submit"], f"{at}/submit") if "submit" in raw else None,
+        lookup=lookup(raw["lookup"], f"{at}/lookup") if "lookup" in raw else None,
         poll=Poll(
-            request=_request(raw["poll"]["request"], f"{at}/poll/request"),
+            request=request(raw["poll"]["request"], f"{at}/poll/request"),
             observe=tuple(
-                _rule(r, f"{at}/poll/observe/{i}")
+                observe_rule(r, f"{at}/poll/observe/{i}")
                 for i, r in enumerate(raw["poll"]["observe"])
             ),
-            progress=_progress(raw["poll"]["progress"], f"{at}/poll/progress")
+            progress=progress(raw["poll"]["progress"], f"{at}/poll/progress")
             if "progress" in raw["poll"]
             else None,
             location=f"{at}/poll",
-            conditional=_conditional(raw["poll"], f"{at}/poll/conditional"),
+            conditional=conditional(raw["poll"], f"{at}/poll/conditional"),
         ),
         schedule=_schedule(raw.get("schedule", {}), f"{at}/schedule", origins),
-        result=_result(raw["result"], f"{at}/result") if "result" in raw else None,
-        cancel=_cancel(raw["cancel"], f"{at}/cancel") if "cancel" in raw else None,
+        result=result(raw["result"], f"{at}/result") if "result" in raw else None,
+        cancel=cancel(raw["cancel"], f"{at}/cancel") if "cancel" in raw else None,
         errors=_errors(raw.get("errors", {})),
         policy=Policy(**raw.get("policy", {})),
-        items=_items(raw["items"], f"{at}/items") if "items" in raw else None,
+        items=items(raw["items"], f"{at}/items") if "items" in raw else None,
         item_only=raw.get("item_only", False),
         location=at,
-        values=_values(raw.get("values", {}), f"{at}/values"),
-    )
-
-
-def _locators(raw: Any, at: str) -> tuple[Locator, ...]:
-    if isinstance(raw, dict):
-        return (_locator(raw, at),)
-    return tuple(_locator(r, f"{at}/{i}") for i, r in enumerate(raw))
-
-
-def _locator(raw: Doc, at: str) -> Locator:
-    return Locator(
-        pointer=raw.get("pointer"),
-        header=raw.get("header"),
-        pattern=raw.get("pattern"),
-        response=raw.get("response", "last"),
-        location=at,
-    )
-
-
-def _request(raw: Doc, at: str) -> Request:
-    return Request(
-        method=raw.get("method", "GET"),
-        path=raw.get("path"),
-        url=_locators(raw["url"], f"{at}/url") if "url" in raw else (),
-        query=tuple(raw.get("query", {}).items()),
-        headers=tuple(raw.get("headers", {}).items()),
-        follow_redirects=raw.get("follow_redirects", False),
-        expect_status=tuple(raw.get("expect_status", ())),
-        location=at,
-        body=_body(raw["body"], f"{at}/body") if "body" in raw else None,
-    )
-
-
-def _body(raw: Doc, at: str) -> Body:
-    if "json" in raw:
-        return Body(kind="json", template=freeze(raw["json"]), location=f"{at}/json")
-    return Body(kind="form", template=freeze(raw["form"]), location=f"{at}/form")
-
-
-def _conditional(raw: Doc, at: str) -> Conditional | None:
-    given = raw.get("conditional", False)
-    if given is False:
-        return None
-    if given is True:
-        return Conditional(location=at)
-    return Conditional(
-        etag=given.get("etag", True),
-        last_modified=given.get("last_modified", True),
-        location=at,
-    )
-
-
-def _values(raw: Doc, at: str) -> tuple[Value, ...]:
-    return tuple(
-        Value(
-            name=name,
-            pointer=v.get("pointer"),
-            header=v.get("header"),
-            pattern=v.get("pattern"),
-            response=v.get("response", "last"),
-            description=v.get("description", ""),
-            location=f"{at}/{name}",
-        )
-        for name, v in raw.items()
-    )
-
-
-_COMPARISONS: tuple[Literal["lt", "le", "gt", "ge"], ...] = ("lt", "le", "gt", "ge")
-
-
-def _condition(raw: Doc, at: str) -> Condition:
-    if "status" in raw:
-        return Condition(
-            kind="status", status=tuple(_as_list(raw["status"])), location=at
-        )
-    if "header" in raw and len(raw) == 1:
-        return Condition(kind="header", header=raw["header"], location=at)
-    for kind in ("all", "any"):
-        if kind in raw:
-            children = tuple(
-                _condition(c, f"{at}/{kind}/{i}") for i, c in enumerate(raw[kind])
-            )
-            return Condition(kind=kind, children=children, location=at)
-    if "not" in raw:
-        child = _condition(raw["not"], f"{at}/not")
-        return Condition(kind="not", children=(child,), location=at)
-    if "error" in raw:
-        return _error_condition(raw["error"], at)
-    return _value_test(raw, at)
-
-
-def _error_condition(value: Any, at: str) -> Condition:
-    if isinstance(value, bool):
-        return Condition(kind="error", exists=value, location=at)
-    return Condition(kind="error", values=tuple(_as_list(value)), location=at)
-
-
-def _value_test(raw: Doc, at: str) -> Condition:
-    """Build a value test on a header's text or on the value at a (wildcard) pointer."""
-    source: dict[str, Any] = (
-        {"header": raw["header"]} if "header" in raw else {"pointer": raw["pointer"]}
-    )
-    source["match"] = raw.get("match")
-    if "equals" in raw:
-        return Condition(kind="equals", values=(raw["equals"],), location=at, **source)
-    if "in" in raw:
-        return Condition(kind="in", values=tuple(raw["in"]), location=at, **source)
-    for kind in _COMPARISONS:
-        if kind in raw:
-            return Condition(kind=kind, values=(raw[kind],), location=at, **source)
-    return Condition(kind="exists", exists=raw["exists"], location=at, **source)
-
-
-def _rule(raw: Doc, at: str) -> ObserveRule:
-    return ObserveRule(
-        when=_condition(raw["when"], f"{at}/when") if "when" in raw else None,
-        state=raw.get("state"),
-        pointer=raw.get("pointer"),
-        mapping=tuple(raw.get("map", {}).items()),
-        on_unknown=raw.get("on_unknown"),
-        description=raw.get("description", ""),
-        ignore_case=raw.get("ignore_case", False),
-        location=at,
+        values=values(raw.get("values", {}), f"{at}/values"),
     )
 
 
@@ -430,7 +300,7 @@ def _wait_hints(raw: Any, at: str) -> tuple[WaitHint, ...]:
         WaitHint(
             header=h["header"],
             kind=h["kind"],
-            when=_condition(h["when"], f"{at}/hints/{i}/when") if "when" in h else None,
+            when=condition(h["when"], f"{at}/hints/{i}/when") if "when" in h else None,
             description=h.get("description", ""),
             location=f"{at}/hints/{i}",
         )
@@ -455,7 +325,7 @@ def _with_errors(lifecycle: Lifecycle, defaults: Doc, raw: Doc) -> Lifecycle:
         return lifecycle
     rules = tuple(
         ErrorRule(
-            when=_condition(r["when"], f"{at('rules')}/{i}/when"),
+            when=condition(r["when"], f"{at('rules')}/{i}/when"),
             verdict=r["as"],
             description=r.get("description", ""),
             location=f"{at('rules')}/{i}",
@@ -465,25 +335,10 @@ def _with_errors(lifecycle: Lifecycle, defaults: Doc, raw: Doc) -> Lifecycle:
     errors = attrs.evolve(
         lifecycle.errors,
         rules=rules,
-        code_from=_error_sources(merged.get("code_from", ()), at("code_from")),
-        message_from=_error_sources(merged.get("message_from", ()), at("message_from")),
+        code_from=error_sources(merged.get("code_from", ()), at("code_from")),
+        message_from=error_sources(merged.get("message_from", ()), at("message_from")),
     )
     return attrs.evolve(lifecycle, errors=errors)
-
-
-def _error_sources(raw: Any, at: str) -> tuple[ErrorSource, ...]:
-    if isinstance(raw, dict):
-        return (_error_source(raw, at),)
-    return tuple(_error_source(r, f"{at}/{i}") for i, r in enumerate(raw))
-
-
-def _error_source(raw: Doc, at: str) -> ErrorSource:
-    return ErrorSource(
-        pointer=raw.get("pointer"),
-        header=raw.get("header"),
-        pattern=raw.get("pattern"),
-        location=at,
-    )
 
 
 def _errors(raw: Doc) -> Errors:
@@ -492,10 +347,10 @@ def _errors(raw: Doc) -> Errors:
     return Errors(
         retry_status=tuple(raw.get("retry_status", defaults.retry_status)),
         fatal_status=tuple(raw.get("fatal_status", defaults.fatal_status)),
-        code_pointers=tuple(_as_list(raw["code_pointer"]))
+        code_pointers=tuple(as_list(raw["code_pointer"]))
         if "code_pointer" in raw
         else (),
-        message_pointers=tuple(_as_list(raw["message_pointer"]))
+        message_pointers=tuple(as_list(raw["message_pointer"]))
         if "message_pointer" in raw
         else (),
         retry_budget=raw.get("retry_budget", defaults.retry_budget),
@@ -505,35 +360,6 @@ def _errors(raw: Doc) -> Errors:
             max=backoff.get("max", 60.0),
         ),
         timeout=raw.get("timeout", defaults.timeout),
-    )
-
-
-def _submit(raw: Doc, at: str) -> Submit:
-    ref = raw.get("client_ref")
-    return Submit(
-        request=_request(raw["request"], f"{at}/request"),
-        body=raw.get("body", "json"),
-        job_id=_locators(raw["job_id"], f"{at}/job_id"),
-        observe=raw.get("observe", False),
-        retry_status=tuple(raw.get("retry_status", ())),
-        client_ref=ClientRef(
-            input=ref.get("input"),
-            header=ref.get("header"),
-            location=f"{at}/client_ref",
-        )
-        if ref is not None
-        else None,
-        location=at,
-    )
-
-
-def _lookup(raw: Doc, at: str) -> Lookup:
-    return Lookup(
-        request=_request(raw["request"], f"{at}/request"),
-        job_id=_locators(raw["job_id"], f"{at}/job_id"),
-        not_found_status=tuple(raw.get("not_found_status", (404,))),
-        observe=raw.get("observe", True),
-        location=at,
     )
 
 
@@ -554,68 +380,5 @@ def _then(raw: Doc, at: str) -> Then:
             for name, source in raw.get("inputs", {}).items()
         ),
         description=raw.get("description", ""),
-        location=at,
-    )
-
-
-def _progress(raw: Doc, at: str) -> Progress:
-    return Progress(
-        pointer=raw.get("pointer"),
-        max_value=raw.get("max"),
-        done=raw.get("done"),
-        total=raw.get("total"),
-        location=at,
-    )
-
-
-def _result(raw: Doc, at: str) -> Result:
-    on = tuple(Outcome(o) for o in raw.get("on", ["success"]))
-    return Result(request=_request(raw["request"], f"{at}/request"), on=on, location=at)
-
-
-def _cancel(raw: Doc, at: str) -> Cancel:
-    return Cancel(
-        request=_request(raw["request"], f"{at}/request"),
-        from_states=tuple(raw["from"]),
-        leads_to=tuple(raw["leads_to"]),
-        observe=raw.get("observe", True),
-        refused_status=tuple(raw.get("refused_status", ())),
-        location=at,
-    )
-
-
-def _items(raw: Doc, at: str) -> Items:
-    paging = raw["paging"]
-    return Items(
-        lifecycle=raw["lifecycle"],
-        request=_request(raw["request"], f"{at}/request"),
-        items_pointer=raw["items_pointer"],
-        id_pointer=raw["id_pointer"],
-        paging=Paging(
-            kind=paging["kind"],
-            next_pointers=tuple(_as_list(paging["next_pointer"]))
-            if "next_pointer" in paging
-            else (),
-            cursor_param=paging.get("cursor_param"),
-            page_size_param=paging.get("page_size_param"),
-            page_size=paging.get("page_size"),
-            skip_param=paging.get("skip_param"),
-            top_param=paging.get("top_param"),
-            max_pages=paging.get("max_pages", 1000),
-            stop_when=_condition(paging["stop_when"], f"{at}/paging/stop_when")
-            if "stop_when" in paging
-            else None,
-            location=f"{at}/paging",
-        ),
-        filters=tuple(
-            Filter(
-                name=n,
-                param=f["param"],
-                format=f.get("format", "single"),
-                description=f.get("description", ""),
-            )
-            for n, f in raw.get("filters", {}).items()
-        ),
-        refresh=raw.get("refresh", "each_poll"),
         location=at,
     )
