@@ -220,6 +220,24 @@ async def test_accepted_location_waits_as_asked_and_follows_the_303() -> None:
 
 
 @pytest.mark.anyio
+async def test_accepted_location_fetches_a_final_200_again_by_its_path() -> None:
+    """A final 200 has no Location: the result request falls back to the monitor's path."""
+    spec = _recipe("accepted-location")
+    scripts: dict[str, list[Step]] = {
+        "POST /v1/reports": [(202, None, {"Location": _OPERATION})],
+        f"GET {_OPERATION}": [(200, {"rows": 4}, {})],
+    }
+    with scripted(scripts) as (server, url):
+        async with _engine(spec, url, {"REPORTS_TOKEN": "tok-r"}) as engine:
+            job = await engine.submit(spec, "report", query={})
+            result = await _wait(engine, job)
+
+    assert (result.state, result.result) == ("ready", {"rows": 4})
+    # The poll that ended the job and the result request: one wasted GET.
+    assert len(server.to("GET", _OPERATION)) == 2
+
+
+@pytest.mark.anyio
 async def test_accepted_location_reads_an_error_in_a_final_200_as_failed() -> None:
     """A 200 whose body carries an error ends the job failed; nothing more is fetched."""
     spec = _recipe("accepted-location")
