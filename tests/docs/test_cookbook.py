@@ -198,7 +198,7 @@ async def test_accepted_location_waits_as_asked_and_follows_the_303() -> None:
         "GET /v1/reports/r-1": [(200, {"rows": 3}, {})],
     }
     with scripted(scripts) as (server, url):
-        async with _engine(spec, url, {"REPORTS_TOKEN": "t"}) as engine:
+        async with _engine(spec, url, {"REPORTS_TOKEN": "tok-r"}) as engine:
             job = await engine.submit(spec, "report", query={"year": 2026})
             result = await _wait(engine, job)
 
@@ -246,7 +246,7 @@ async def test_accepted_location_reads_an_error_in_a_final_200_as_failed() -> No
         f"GET {_OPERATION}": [(200, {"error": {"code": "TooBig"}}, {})],
     }
     with scripted(scripts) as (server, url):
-        async with _engine(spec, url, {"REPORTS_TOKEN": "t"}) as engine:
+        async with _engine(spec, url, {"REPORTS_TOKEN": "tok-r"}) as engine:
             job = await engine.submit(spec, "report", query={})
             result = await _wait(engine, job)
 
@@ -280,7 +280,7 @@ async def test_operation_location_is_polled_until_succeeded_in_any_case() -> Non
         "GET /vision/results/op-9": [(200, {"tags": ["cat"]}, {})],
     }
     with scripted(scripts) as (server, url):
-        async with _engine(spec, url, {"VISION_KEY": "k"}) as engine:
+        async with _engine(spec, url, {"VISION_KEY": "key-v"}) as engine:
             job = await engine.submit(spec, "analysis", url="https://x.test/cat.png")
             result = await _wait(engine, job)
 
@@ -288,7 +288,7 @@ async def test_operation_location_is_polled_until_succeeded_in_any_case() -> Non
     assert (result.job.job_id, result.state) == ("op-9", "Succeeded")
     assert result.result == {"tags": ["cat"]}
     assert [p.query for p in polls] == ["api-version=2024-02-01"] * 3
-    assert {s.headers["ocp-apim-subscription-key"] for s in server.seen} == {"k"}
+    assert {s.headers["ocp-apim-subscription-key"] for s in server.seen} == {"key-v"}
 
 
 # -- 3. two fields decide the state --------------------------------------------------------------
@@ -324,7 +324,7 @@ async def test_status_and_conclusion_together_decide_how_a_check_run_ended(
     """Status completed and the conclusion pick the end state; a 304 changes nothing."""
     spec = _recipe("two-fields")
     with scripted(_check_run_script(conclusion)) as (server, url):
-        async with _engine(spec, url, {"GITHUB_TOKEN": "gh"}) as engine:
+        async with _engine(spec, url, {"GITHUB_TOKEN": "tok-gh"}) as engine:
             job = await engine.track(
                 spec, "check_run", "4242", owner="octo", repo="app"
             )
@@ -338,7 +338,7 @@ async def test_status_and_conclusion_together_decide_how_a_check_run_ended(
         '"a"',
         '"b"',
     ]
-    assert polls[0].headers["authorization"] == "Bearer gh"
+    assert polls[0].headers["authorization"] == "Bearer tok-gh"
 
 
 # -- 4. a done flag with error or response -------------------------------------------------------
@@ -365,7 +365,7 @@ async def _create_instance(engine: AsyncEngine) -> JobRef:
 
 
 def _google(url: str) -> AsyncEngine:
-    return _engine(_recipe("done-flag"), url, {"GOOGLE_TOKEN": "g"})
+    return _engine(_recipe("done-flag"), url, {"GOOGLE_TOKEN": "tok-g"})
 
 
 @pytest.mark.anyio
@@ -476,7 +476,7 @@ async def test_a_cursor_list_gives_each_file_its_state_and_stops_on_has_more() -
         "GET /v1/batches/b1/files": [_files_page],
     }
     with scripted(scripts) as (server, url):
-        async with _engine(spec, url, {"INGEST_TOKEN": "i"}) as engine:
+        async with _engine(spec, url, {"INGEST_TOKEN": "tok-i"}) as engine:
             progress: list[float | None] = []
             engine.on("polled", lambda event: progress.append(event.progress))
             job = await engine.submit(spec, "batch", file_ids=["f1", "f2", "f3"])
@@ -515,7 +515,7 @@ async def test_links_poll_the_self_link_and_fill_the_result_path_from_the_final_
     """No download link: the result path takes output_file_id from the final answer."""
     spec = _recipe("links")
     with scripted(_export_scripts({})) as (server, url):
-        async with _engine(spec, url, {"EXPORTS_TOKEN": "e"}) as engine:
+        async with _engine(spec, url, {"EXPORTS_TOKEN": "tok-e"}) as engine:
             job = await engine.submit(spec, "export")
             result = await _wait(engine, job)
 
@@ -541,14 +541,14 @@ async def test_a_download_link_to_another_host_is_followed_without_credentials()
         download = f"{storage_url}/bucket/out.json?signature=s3cr3t"
         scripts = _export_scripts({"links": {"download": download}})
         with scripted(scripts) as (server, url):
-            async with _engine(spec, url, {"EXPORTS_TOKEN": "e"}) as engine:
+            async with _engine(spec, url, {"EXPORTS_TOKEN": "tok-e"}) as engine:
                 job = await engine.submit(spec, "export")
                 result = await _wait(engine, job)
 
     (fetch,) = storage.seen
     assert (result.state, result.result) == ("succeeded", {"from": "storage"})
     assert "authorization" not in fetch.headers
-    assert server.seen[0].headers["authorization"] == "Bearer e"
+    assert server.seen[0].headers["authorization"] == "Bearer tok-e"
     assert not server.to("GET", "/v1/files/file-9/content")
 
 
@@ -638,7 +638,7 @@ async def test_webhooks_ready_sends_the_callback_and_a_reference_then_polls(
     with scripted(scripts) as (server, url):
         async with AsyncEngine(
             base_urls={spec.name: url},
-            env={"RENDERS_TOKEN": "r"},
+            env={"RENDERS_TOKEN": "tok-re"},
             time_scale=0.001,
             seed=1,
         ) as engine:
