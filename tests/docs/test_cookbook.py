@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine import AsyncEngine, JobRef, JobResult, RemoteError
+from engine import AsyncEngine, JobRef, JobResult
 from engine.simulators import serving
 from statemachines import Spec, load_document
 
@@ -592,23 +592,14 @@ async def test_a_chain_uploads_then_runs_the_batch_then_downloads_its_output() -
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(
-    strict=True,
-    raises=RemoteError,
-    reason="a job keeps only path/query inputs and those a later request's template "
-    "uses: an in:none input passed on by then's {'input': NAME} is dropped after the "
-    "submit, and validate does not say so (cookbook recipe 7 uses a fixed value)",
-)
-async def test_a_chain_passes_on_an_input_of_the_first_job() -> None:
-    """A chained job gets an in:none input of the one that ended by {"input": NAME}."""
-    document = _documents()["chain"]
-    upload = document["lifecycles"]["upload"]
-    upload["inputs"]["endpoint"] = {"in": "none", "default": "/v1/embeddings"}
-    upload["states"]["processed"]["then"]["inputs"]["endpoint"] = {"input": "endpoint"}
-    spec = load_document(document, source="cookbook:chain-with-input")
+async def test_a_chain_passes_on_an_input_the_caller_gave_the_first_job() -> None:
+    """{"input": "endpoint"} gives the batch the upload's in:none input, not its default."""
+    spec = _recipe("chain")
     with scripted(_CHAIN_SCRIPTS) as (server, url):
         async with _engine(spec, url, {"BATCHES_TOKEN": "tok-b"}) as engine:
-            job = await engine.submit(spec, "upload", file=("in.jsonl", b"{}"))
+            job = await engine.submit(
+                spec, "upload", endpoint="/v1/embeddings", file=("in.jsonl", b"{}")
+            )
             result = await _wait(engine, job)
 
     assert result.state == "completed"
