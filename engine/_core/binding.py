@@ -69,6 +69,8 @@ class Binding:
     required: tuple[str, ...] = attrs.field(init=False, repr=False)
     #: Inputs sent in the query of every request (``"in": "query"``).
     query_inputs: tuple[Input, ...] = attrs.field(init=False, repr=False)
+    #: Inputs sent as a header of every request (``"in": "header"``).
+    header_inputs: tuple[Input, ...] = attrs.field(init=False, repr=False)
     #: Inputs a job keeps after its submit: those a later request can use.
     kept: frozenset[str] = attrs.field(init=False, repr=False)
     #: The defaults a job keeps (shared by every job adopted without inputs).
@@ -96,6 +98,7 @@ class Binding:
         self.defaults = {i.name: i.default for i in inputs if i.default is not None}
         self.required = tuple(i.name for i in inputs if i.required)
         self.query_inputs = tuple(i for i in inputs if i.where == "query")
+        self.header_inputs = tuple(i for i in inputs if i.where == "header")
         later = [self.lifecycle.poll.request]
         for block in (
             self.lifecycle.result,
@@ -130,7 +133,9 @@ class Binding:
         self.kept = frozenset(
             i.name
             for i in inputs
-            if i.where in ("path", "query") or i.name in used or i.name in passed_on
+            if i.where in ("path", "query", "header")
+            or i.name in used
+            or i.name in passed_on
         )
         self.kept_defaults = {k: v for k, v in self.defaults.items() if k in self.kept}
         source = self.spec.source

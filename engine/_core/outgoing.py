@@ -22,6 +22,7 @@ from statemachines import Conditional, Request
 
 __all__ = [
     "Outgoing",
+    "input_headers",
     "poll_request",
     "poll_url",
     "request_for",
@@ -56,12 +57,12 @@ def submit_request(b: Binding, job: JobState, values: Mapping[str, Any]) -> Outg
         msg = f"{b.name} has no submit; use track() with an existing id"
         raise InputError(msg)
     ref = submit.client_ref
-    headers: tuple[tuple[str, str], ...] = ()
+    headers = input_headers(b, values)
     if ref is not None and job.client_ref is not None:
         if ref.input is not None:
             values = {**values, ref.input: job.client_ref}
         else:
-            headers = ((ref.header or "Idempotency-Key", job.client_ref),)
+            headers += ((ref.header or "Idempotency-Key", job.client_ref),)
     url = build_url(
         b.base_url,
         submit.request,
@@ -124,7 +125,7 @@ def poll_request(b: Binding, job: JobState, url: str) -> Outgoing:
     """
     out = _outgoing(b, job, b.lifecycle.poll.request, url)
     if job.validators:
-        return attrs.evolve(out, headers=tuple(job.validators.items()))
+        return attrs.evolve(out, headers=out.headers + tuple(job.validators.items()))
     return out
 
 
@@ -176,8 +177,9 @@ def _outgoing(
     extra: Mapping[str, Any] | None = None,
 ) -> Outgoing:
     """Return ``request`` to ``url``, with its body (when it has one) filled for ``job``."""
+    headers = input_headers(b, job.inputs) if b.header_inputs else ()
     if request.body is None:
-        return Outgoing(request=request, url=url)
+        return Outgoing(request=request, url=url, headers=headers)
     known = {**_known(job), "job_id": job.job_id, **(extra or {})}
     if job.client_ref is not None:
         known["client_ref"] = job.client_ref
@@ -186,7 +188,29 @@ def _outgoing(
     except InputError as exc:
         msg = f"{b.name} job {job.job_id}: {exc}"
         raise RemoteError(msg, kind="protocol", retryable=False) from None
-    return Outgoing(request=request, url=url, json_body=json_body, data=data)
+    return Outgoing(
+        request=request, url=url, json_body=json_body, data=data, headers=headers
+    )
+
+
+def input_headers(b: Binding, values: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Return the job's header inputs (``"in": "header"``) as headers of a request.
+
+    Sent on every request of the job, as query inputs are; one without a
+    value is left out. A value that is not a valid header is refused where
+    every header is checked, before anything is sent.
+    """
+    return tuple(
+        (i.wire_name, _header_text(values[i.name]))
+        for i in b.header_inputs
+        if values.get(i.name) is not None
+    )
+
+
+def _header_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
 
 
 def request_url(

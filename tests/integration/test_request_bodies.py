@@ -116,6 +116,8 @@ class _Service:
     def __init__(self, finish_at: int = 2) -> None:
         self.finish_at = finish_at
         self.seen: list[tuple[str, str, Any]] = []
+        #: The X-Tenant header of each request, in order (None: not sent).
+        self.tenants: list[str | None] = []
         self.app = Starlette(
             routes=[
                 Route("/v1/batches", self.create, methods=["POST"]),
@@ -127,6 +129,7 @@ class _Service:
         )
 
     async def _note(self, request: Request) -> Any:
+        self.tenants.append(request.headers.get("x-tenant"))
         raw = await request.body()
         if request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"
@@ -229,3 +232,30 @@ async def test_a_form_body_is_sent_urlencoded() -> None:
         "full": ["true"],
         "tag": ["a", "up-3"],
     }
+
+
+@pytest.mark.anyio
+async def test_a_header_input_is_sent_on_every_request() -> None:
+    """An 'in: header' input reaches the service on the submit, each poll and the result."""
+    batch = copy.deepcopy(_BATCH)
+    batch["inputs"]["tenant"] = {"in": "header", "name": "X-Tenant"}
+    doc = {
+        "spec_version": "1",
+        "service": {"name": "bodies", "base_url": "http://127.0.0.1:9"},
+        "lifecycles": {"batch": batch, "line": copy.deepcopy(_LINE)},
+    }
+    service = _Service()
+    with serving(service.app) as server:
+        async with AsyncEngine(base_urls={"bodies": server.url}) as engine:
+            job = await engine.submit(
+                load_document(doc, source="bodies"),
+                "batch",
+                prompt="hi",
+                count=3,
+                tenant="acme",
+            )
+            result = await engine.wait(job, timeout=10)
+
+    assert result.state == "completed"
+    assert len(service.tenants) >= 4  # submit, two polls, the listing, the result
+    assert set(service.tenants) == {"acme"}

@@ -523,3 +523,49 @@ def test_a_snapshot_from_before_values_loads_without_them(toy: Binding) -> None:
     again = JobState.from_json(data)
 
     assert (again.values, again.page_cursor) == (None, None)
+
+
+# -- step: header inputs ------------------------------------------------------------------------
+
+
+def _tenant_header(lifecycle: dict[str, Any]) -> None:
+    lifecycle["inputs"]["tenant"] = {"in": "header", "name": "X-Tenant"}
+    lifecycle["inputs"]["dry"] = {
+        "in": "header",
+        "name": "X-Dry-Run",
+        "type": "boolean",
+    }
+    lifecycle["submit"]["client_ref"] = {"header": "Idempotency-Key"}
+    lifecycle["poll"]["conditional"] = True
+
+
+def test_header_inputs_go_on_the_submit_and_every_later_request() -> None:
+    """'in: header' inputs are sent as headers, on the submit and on each poll; kept."""
+    b = _toy(_tenant_header)
+    values = {"region": "eu", "text": "hi", "tenant": "acme", "dry": True}
+    fresh = step.new_submission(
+        b, key="k", inputs=values, filters=None, now=NOW, client_ref="r-1"
+    )
+
+    submit = step.submit_request(b, fresh, values)
+    polled = job(
+        b,
+        inputs={"region": "eu", "api_version": "1", "tenant": "acme"},
+        validators={"If-None-Match": '"v1"'},
+    )
+    poll = step.request_for(b, polled)
+
+    assert {"tenant", "dry"} <= b.kept
+    assert submit.headers == (
+        ("X-Tenant", "acme"),
+        ("X-Dry-Run", "true"),
+        ("Idempotency-Key", "r-1"),
+    )
+    assert poll.headers == (("X-Tenant", "acme"), ("If-None-Match", '"v1"'))
+
+
+def test_a_header_input_without_a_value_is_left_out() -> None:
+    """An optional header input the caller did not give sends no header at all."""
+    b = _toy(_tenant_header)
+
+    assert step.request_for(b, job(b)).headers == ()
