@@ -5,25 +5,26 @@ once, so two processes never deadlock upgrading a read), and every call on
 one thread of its own: sqlite3 blocks, and the engine's event loop must not.
 Another process's commits are noticed through ``PRAGMA data_version``, which
 changes when any other connection commits.
+
+The database itself (schema, migrations, WAL mode, the thread and its
+transactions) is ``engine.stores._sqlite_db``'s; claiming and reading jobs,
+and reading a store without opening it, ``engine.stores._sqlite_read``'s.
+:class:`SqliteJobStore` here opens the store, keeps its owner's lease, and
+writes jobs and their audit records.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import contextlib
-import functools
-import json
 import logging
 import os
 import sqlite3
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from engine._core.state import JobState, Phase
-from engine.audit import GENESIS, AuditEntry
+from engine._core.state import JobState
+from engine.audit import AuditEntry
 from engine.stores._base import (
     AuditChain,
     Lease,
@@ -31,6 +32,12 @@ from engine.stores._base import (
     compact_json,
     owner_gone,
     snapshot_json,
+)
+from engine.stores._sqlite_db import SCHEMA_VERSION, _is_sqlite, _use_wal
+from engine.stores._sqlite_read import (
+    _SqliteReads,
+    read_sqlite_records,
+    sqlite_unfinished,
 )
 
 __all__ = [
@@ -42,66 +49,11 @@ __all__ = [
 
 logger = logging.getLogger("statepoll.store")
 
-T = TypeVar("T")
-
-#: The schema this code writes; older ones are migrated when opened.
-SCHEMA_VERSION: Final = 2
 #: Finished jobs stay readable (wait, state_of, audit heads) this long.
 KEEP_DONE: Final = 7 * 24 * 3600.0
-#: How often another process's commits are looked for while waiting.
-_WATCH: Final = 0.05
-#: How long opening a store waits for another process to let go of the file.
-_WAL_WAIT: Final = 30.0
-#: A job whose snapshot cannot be read is left alone this long.
-_SHELVE: Final = 3600.0
-
-_SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS jobs (
-        key TEXT PRIMARY KEY,
-        service TEXT NOT NULL,
-        lifecycle TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        phase TEXT NOT NULL,
-        done INTEGER NOT NULL DEFAULT 0,
-        due REAL NOT NULL,
-        owner TEXT,
-        token INTEGER NOT NULL DEFAULT 0,
-        audit_seq INTEGER NOT NULL DEFAULT 0,
-        audit_head TEXT NOT NULL,
-        snapshot TEXT NOT NULL,
-        updated REAL NOT NULL,
-        shelved REAL NOT NULL DEFAULT 0
-    )""",
-    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due) WHERE done = 0",
-    "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner) WHERE owner IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (updated) WHERE done = 1",
-    """CREATE TABLE IF NOT EXISTS owners (
-        owner TEXT PRIMARY KEY,
-        lease_until REAL NOT NULL,
-        started REAL NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        writer TEXT NOT NULL,
-        wseq INTEGER NOT NULL,
-        job TEXT,
-        jseq INTEGER,
-        record TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        UNIQUE (writer, wseq),
-        UNIQUE (job, jseq)
-    )""",
-)
-
-#: Free: no owner, or an owner whose heartbeat has lapsed.
-_FREE: Final = (
-    "(j.owner IS NULL OR NOT EXISTS "
-    "(SELECT 1 FROM owners o WHERE o.owner = j.owner AND o.lease_until >= :now))"
-)
 
 
-class SqliteJobStore:
+class SqliteJobStore(_SqliteReads):
     """Jobs, owners and the audit log in one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -119,16 +71,6 @@ class SqliteJobStore:
         #: This writer's audit chain (advanced only after a commit).
         self._audit = AuditChain(self.owner)
         self._version = 0
-
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        call = functools.partial(fn, *args, **kwargs)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, call)
-        except sqlite3.Error as exc:
-            # The store's own error, which drivers handle (a worker logs it and
-            # tries again), never sqlite3's: "database is locked" is not a crash.
-            msg = f"job store {self.path}: {exc}"
-            raise StoreError(msg) from exc
 
     # -- opening ----------------------------------------------------------------------
 
@@ -188,42 +130,6 @@ class SqliteJobStore:
             if last is not None:
                 self._audit.wseq, self._audit.wprev = int(last[0]), str(last[1])
         self._version = db.execute("PRAGMA data_version").fetchone()[0]
-
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        tables = {
-            row[0]
-            for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-        if tables and "jobs" not in tables and "meta" not in tables:
-            # Creating the store's tables there would quietly turn, say, an
-            # audit log into a store; an empty or new file is a store to be.
-            what = (
-                "an audit log"
-                if "audit" in tables
-                else "a database without a jobs table"
-            )
-            msg = f"{self.path} is not a job store ({what})"
-            raise StoreError(msg)
-        legacy = "jobs" in tables and "meta" not in tables
-        if legacy:
-            db.execute("ALTER TABLE jobs RENAME TO jobs_v1")
-        for statement in _SCHEMA:
-            db.execute(statement)
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        version = int(row[0]) if row else (1 if legacy else SCHEMA_VERSION)
-        if version > SCHEMA_VERSION:
-            msg = (
-                f"{self.path} was written by a newer statepoll (schema {version}, "
-                f"this one knows {SCHEMA_VERSION}); upgrade statepoll to use it"
-            )
-            raise StoreError(msg)
-        if legacy:
-            _migrate_v1(db)
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
 
     async def close(self) -> None:
         """Close the connection and its thread."""
@@ -437,236 +343,6 @@ class SqliteJobStore:
             ],
         )
 
-    # -- reading and claiming ------------------------------------------------------------
-
-    async def claim(
-        self, *, now: float, limit: int, due_only: bool = True
-    ) -> list[tuple[JobState, Lease]]:
-        """Take free, unfinished jobs, the most overdue first (see ``JobStore.claim``)."""
-        return await self._call(self._claim_sync, now, limit, due_only=due_only)
-
-    def _claim_sync(
-        self, now: float, limit: int, *, due_only: bool
-    ) -> list[tuple[JobState, Lease]]:
-        db = self._conn()
-        due = "AND j.due <= :now " if due_only else ""
-        claimed = []
-        with self._transaction(db):
-            rows = db.execute(
-                "UPDATE jobs SET owner = :me, token = token + 1 WHERE key IN ("  # noqa: S608 - constants only
-                f"SELECT j.key FROM jobs j WHERE j.done = 0 {due}AND j.shelved <= :now "
-                f"AND {_FREE} "
-                "ORDER BY j.due LIMIT :limit) "
-                "RETURNING key, token, audit_seq, audit_head, snapshot",
-                {"me": self.owner, "now": now, "limit": limit},
-            ).fetchall()
-            for key, token, seq, head, snapshot in rows:
-                try:
-                    job = JobState.from_json(json.loads(snapshot))
-                except ValueError as exc:
-                    # Not a snapshot this code can read (written by a newer
-                    # statepoll, or damaged): reported, and left alone for an
-                    # hour rather than handed from driver to driver.
-                    logger.error("job %s in %s cannot be read: %s", key, self.path, exc)  # noqa: TRY400 - reported, not raised
-                    db.execute(
-                        "UPDATE jobs SET owner = NULL, shelved = ? WHERE key = ?",
-                        (now + _SHELVE, key),
-                    )
-                    continue
-                claimed.append((job, Lease(key, token, seq, head)))
-        # RETURNING keeps no order: the most overdue go first.
-        claimed.sort(key=lambda pair: pair[0].due)
-        return claimed
-
-    async def get(self, key: str) -> JobState | None:
-        """Return job ``key`` as last committed."""
-        return await self._call(self._get_sync, key)
-
-    def _get_sync(self, key: str) -> JobState | None:
-        row = (
-            self._conn()
-            .execute("SELECT snapshot FROM jobs WHERE key = ?", (key,))
-            .fetchone()
-        )
-        return None if row is None else JobState.from_json(json.loads(row[0]))
-
-    async def next_due(self, *, now: float) -> float | None:
-        """Return the earliest due time of a job that is free (or will be) at ``now``."""
-        return await self._call(self._next_due_sync, now)
-
-    def _next_due_sync(self, now: float) -> float | None:
-        row = (
-            self._conn()
-            .execute(
-                f"SELECT MIN(j.due) FROM jobs j WHERE j.done = 0 AND {_FREE}",  # noqa: S608 - a constant
-                {"now": now},
-            )
-            .fetchone()
-        )
-        return None if row is None or row[0] is None else float(row[0])
-
-    async def wait_changed(self, timeout: float) -> None:
-        """Return when another connection committed (``PRAGMA data_version``) or on timeout."""
-        ends = time.monotonic() + max(0.0, timeout)
-        while time.monotonic() < ends:
-            version = await self._call(self._data_version)
-            if version != self._version:
-                self._version = version
-                return
-            await asyncio.sleep(min(_WATCH, max(0.0, ends - time.monotonic())))
-
-    def _data_version(self) -> int:
-        return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            msg = f"the job store {self.path} is not open"
-            raise StoreError(msg)
-        return self._db
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-        # BEGIN IMMEDIATE takes the write lock at once: two processes never
-        # both read, then deadlock upgrading to write.
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
 
 class _Fenced(Exception):  # noqa: N818 - a control-flow signal, never raised to a caller
     """The job was claimed by another driver: roll the commit back."""
-
-
-def _use_wal(db: sqlite3.Connection) -> None:
-    """Put the file in WAL mode, waiting while another process holds it.
-
-    Changing the journal mode does not wait on the busy timeout: it fails at
-    once while, say, the last connection of another process checkpoints on
-    close. A file already in WAL mode (every store but a new one) needs no
-    change at all.
-    """
-    ends = time.monotonic() + _WAL_WAIT
-    while True:
-        try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError:
-            if time.monotonic() >= ends:
-                raise
-            time.sleep(0.05)
-        else:
-            return
-
-
-def _is_sqlite(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(16) == b"SQLite format 3\x00"
-
-
-def _migrate_v1(db: sqlite3.Connection) -> None:
-    """Carry the first store format's snapshots (a 15-key dict per job) over."""
-    for key, text in db.execute("SELECT key, snapshot FROM jobs_v1").fetchall():
-        old = json.loads(text)
-        job = JobState(
-            key=key,
-            service=old["service"],
-            lifecycle=old["lifecycle"],
-            spec_hash=old["spec_hash"],
-            spec_source=old.get("spec_source", ""),
-            job_id=old["job_id"],
-            state=old["state"],
-            phase=Phase.POLL,
-            due=float(old.get("due_wall") or 0.0),
-            deadline=old.get("deadline_wall"),
-            polls=int(old.get("attempts", 0)),
-            polls_in_state=int(old.get("state_attempts", 0)),
-            links=old.get("links"),
-            items=old.get("items") or None,
-            inputs=old.get("inputs") or {},
-            filters=old.get("item_filters"),
-            base_url=old.get("base_url", ""),
-        )
-        db.execute(
-            "INSERT INTO jobs (key, service, lifecycle, job_id, phase, done, due, "
-            "owner, token, audit_seq, audit_head, snapshot, updated) "
-            "VALUES (?, ?, ?, ?, 'poll', 0, ?, NULL, 0, 0, ?, ?, ?)",
-            (
-                key,
-                job.service,
-                job.lifecycle,
-                job.job_id,
-                job.due,
-                GENESIS,
-                snapshot_json(job),
-                time.time(),
-            ),
-        )
-    db.execute("DROP TABLE jobs_v1")
-
-
-def read_sqlite_records(path: str | os.PathLike[str]) -> Iterator[Mapping[str, Any]]:
-    """Yield the audit records of a SQLite job store, in commit order (read only)."""
-    db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        for (text,) in db.execute("SELECT record FROM audit ORDER BY id"):
-            yield json.loads(text)
-    finally:
-        db.close()
-
-
-def sqlite_unfinished(path: str | os.PathLike[str]) -> list[JobState]:
-    """Return the unfinished jobs of a SQLite store, read only ([] when there is no file yet).
-
-    Raises:
-        StoreError: the file (or its folder) cannot be a job store.
-    """
-    where = Path(path)
-    if not where.absolute().parent.is_dir():
-        msg = f"cannot open job store {where}: no directory {where.absolute().parent}"
-        raise StoreError(msg)
-    if where.is_dir():
-        msg = f"{where} is a directory, not a job store"
-        raise StoreError(msg)
-    if not where.exists() or where.stat().st_size == 0:
-        return []
-    if not _is_sqlite(where):
-        msg = f"{where} is not a job store (not a SQLite database)"
-        raise StoreError(msg)
-    db = sqlite3.connect(where.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        tables = {
-            row[0]
-            for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-        if "jobs" not in tables:
-            what = (
-                "an audit log"
-                if "audit" in tables
-                else "a database without a jobs table"
-            )
-            msg = f"{where} is not a job store ({what})"
-            raise StoreError(msg)
-        rows = (
-            db.execute(
-                "SELECT snapshot FROM jobs WHERE done = 0 ORDER BY due"
-            ).fetchall()
-            if "meta" in tables  # else the first format: opening the store migrates it
-            else []
-        )
-    except sqlite3.Error as exc:
-        msg = f"{where} is not a job store: {exc}"
-        raise StoreError(msg) from exc
-    finally:
-        db.close()
-    jobs = []
-    for (text,) in rows:
-        with contextlib.suppress(ValueError):
-            jobs.append(JobState.from_json(json.loads(text)))
-    return jobs
