@@ -96,7 +96,14 @@ async def test_two_workers_complete_every_enqueued_job_exactly_once(
     """20 enqueued jobs, two workers on one store: each job completes once, no move twice."""
     spec, store = _spec(tmp_path), store_url
     service = _Service()
-    client = httpx.AsyncClient(transport=httpx.MockTransport(service))
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        # A few ms per answer, as a server takes: instant answers let the
+        # worker that starts first drive all 20 jobs before the other claims.
+        await asyncio.sleep(0.005)
+        return service(request)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     async with client:
         async with AsyncEngine(client=client, store=store) as engine:
             refs = [await engine.enqueue(spec, "job") for _ in range(20)]
