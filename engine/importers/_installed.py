@@ -1,26 +1,28 @@
 """The installed botocore (the ``aws`` extra): its version and its waiter models.
 
-botocore is imported only inside these functions, when an import runs.
+botocore is imported with this module, which only an import runs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+# At import time, not on first use: the CLI turns an ImportError raised while it
+# imports the importer into "pip install 'statepoll[aws]'", and jmespath, which
+# _jmespath imports, is often installed without botocore (by other tools).
+import botocore
+import botocore.loaders
+
 __all__ = ["botocore_version", "waiter_services"]
 
 
 def botocore_version() -> str:
     """Return the installed botocore's version."""
-    import botocore  # noqa: PLC0415 - the aws extra, only when importing
-
     return str(botocore.__version__)
 
 
 def _loader() -> Any:
-    from botocore.loaders import Loader  # noqa: PLC0415 - the aws extra, only when importing
-
-    return Loader()
+    return botocore.loaders.Loader()
 
 
 def waiter_services() -> tuple[str, ...]:
