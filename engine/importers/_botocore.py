@@ -101,22 +101,22 @@ def _write(
                 del document["lifecycles"][name]
             continue
         warnings = tuple(str(w) for w in spec.warnings)
-        final = tuple(
-            attrs.evolve(w, kind="not_converted", reason=dropped[w.lifecycle])
-            if w.lifecycle in dropped
-            else w
-            for w in reports
-        )
-        return ServiceReport(service, final, path, warnings)
+        return ServiceReport(service, _dropped(reports, dropped), path, warnings)
     path.unlink(missing_ok=True)
-    return ServiceReport(
-        service,
-        tuple(
-            attrs.evolve(w, kind="not_converted", reason=dropped[w.lifecycle])
-            if w.lifecycle in dropped
-            else w
-            for w in reports
-        ),
+    return ServiceReport(service, _dropped(reports, dropped))
+
+
+def _dropped(
+    reports: tuple[WaiterReport, ...], dropped: Mapping[str, str]
+) -> tuple[WaiterReport, ...]:
+    """The reports, with the waiters whose lifecycle was dropped not converted, and why."""
+    return tuple(
+        # A waiter already not converted may share the dropped lifecycle's name
+        # (the name it was refused for): its own reason stays.
+        attrs.evolve(w, kind="not_converted", reason=dropped[w.lifecycle])
+        if w.lifecycle in dropped and w.kind != "not_converted"
+        else w
+        for w in reports
     )
 
 
