@@ -552,6 +552,23 @@ def test_a_lifecycle_that_does_not_validate_is_dropped_with_the_problem(
     assert report.converted == 1
 
 
+def test_a_dropped_lifecycle_leaves_the_reason_of_a_waiter_whose_name_clashed(
+    tmp_path: Path,
+) -> None:
+    """A waiter refused for its taken name keeps that reason when the taker is dropped."""
+    waiters = _waiters(READY, name="DBReady")
+    waiters["waiters"]["DBReady"]["delay"] = 0
+    waiters["waiters"]["DbReady"] = waiters["waiters"]["DBReady"] | {"delay": 5}
+    report = _write("things", waiters, _model(), tmp_path)
+
+    assert [w.kind for w in report.waiters] == ["not_converted", "not_converted"]
+    assert (report.waiters[0].reason or "").startswith("does not validate: ")
+    assert (
+        report.waiters[1].reason
+        == "its snake_case name is taken or does not start with a letter"
+    )
+
+
 def test_a_spec_that_does_not_validate_at_all_is_not_written(tmp_path: Path) -> None:
     """A problem outside the lifecycles fails every waiter; no file stays behind."""
     report = _write("Bad Name", _waiters(READY), _model(), tmp_path)

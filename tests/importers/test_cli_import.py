@@ -71,6 +71,25 @@ def test_without_botocore_the_command_says_how_to_install_it(
     assert err.count("\n") == 1
 
 
+def test_without_botocore_but_with_jmespath_the_command_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With jmespath but no botocore: one line naming the aws extra, exit 2, no traceback."""
+    for name in ("botocore", "botocore.loaders"):
+        monkeypatch.setitem(sys.modules, name, None)
+    # Imported afresh, as in a process that has not imported the importer yet.
+    for name in list(sys.modules):
+        if name.startswith("engine.importers."):
+            monkeypatch.delitem(sys.modules, name)
+    code, out, err = _run("import", "botocore", "ecs", "--out", str(tmp_path))
+
+    assert (code, out) == (2, "")
+    assert "needs botocore (botocore is missing)" in err
+    assert "pip install 'statepoll[aws]'" in err
+    assert err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
 def test_services_are_converted_printed_and_summarised(tmp_path: Path) -> None:
     """Per service: converted of total and the file; what did not convert and why; a summary."""
     code, out, err = _run(
