@@ -263,6 +263,26 @@ class Moves:
             job.result = job.response
         self.complete()
 
+    def begin_polling(
+        self, got: Reply, body: Any, *, observe: bool, trigger: str
+    ) -> None:
+        """Start polling a submitted job: read the answer's state, or schedule the first poll.
+
+        The first poll's delay is jittered (jobs submitted together should not
+        poll in lockstep) and honours the answer's wait hints.
+        """
+        if observe:
+            self.apply(got, body, trigger=trigger)
+        else:
+            self.job.due = timing.first_poll(
+                self.b.lifecycle,
+                got.headers,
+                now=self.now,
+                scale=self.b.scale,
+                deadline=self.job.deadline,
+                rng=self.rng,
+            )
+
     def schedule_poll(self, headers: Mapping[str, str]) -> None:
         b, job = self.b, self.job
         job.phase = Phase.POLL

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 from typing import Any, Final
 
-from engine._core import timing
 from engine._core.advance import advance
 from engine._core.binding import Binding
 from engine._core.moves import ItemCursor, Moves, Step
@@ -94,17 +93,7 @@ class Stepper(Moves):
                 detail={"key": job.key} if job.chain else None,
             )
         )
-        if submit.observe:
-            self.apply(got, body, trigger="submit")
-        else:
-            job.due = timing.first_poll(
-                b.lifecycle,
-                got.headers,
-                now=self.now,
-                scale=b.scale,
-                deadline=job.deadline,
-                rng=self.rng,
-            )
+        self.begin_polling(got, body, observe=submit.observe, trigger="submit")
 
     def polled(self, got: Reply | RemoteError) -> None:
         conditional = self.b.lifecycle.poll.conditional
@@ -379,16 +368,8 @@ class Stepper(Moves):
                 detail={"client_ref": ref},
             )
         )
-        if lookup.observe:
-            self.apply(got, body, trigger="lookup")
-        else:
-            job.due = timing.first_poll(
-                b.lifecycle,
-                got.headers,
-                now=self.now,
-                scale=b.scale,
-                deadline=job.deadline,
-            )
+        # Found again after a crash: polling starts as after the submit.
+        self.begin_polling(got, body, observe=lookup.observe, trigger="lookup")
 
 
 def on_reply(
