@@ -149,6 +149,8 @@ class Scheduler(_HeldJobs):
         self._wake: asyncio.Event | None = None
         #: A job scheduled before this wakes the driver (see drive).
         self._wake_before = math.inf
+        #: The driver waits for in-flight capacity: a worker that ends wakes it.
+        self._wants_capacity = False
         #: Binds the next lifecycle of a chain like the job that starts it
         #: (set by the engine, which holds the bindings).
         self.bind_chained: Callable[[Binding, str, str], Binding] | None = None
@@ -216,7 +218,9 @@ class Scheduler(_HeldJobs):
             if due is not None and self._in_flight >= self.max_in_flight:
                 # At capacity: a worker that stops for want of due jobs wakes
                 # us; until then no new due time can be acted on.
+                self._wants_capacity = True
                 await wake.wait()
+                self._wants_capacity = False
                 continue
             self._wake_before = math.inf if due is None else due
             if due is None:
@@ -278,8 +282,11 @@ class Scheduler(_HeldJobs):
             # pool's waiting requests (bench/throughput.py).
             await asyncio.sleep(0)
             live = self.next_due()
-        if self._wake is not None:
-            self._wake.set()  # in-flight capacity was freed
+        if self._wants_capacity and self._wake is not None:
+            # Capacity was freed, and the driver waits for it. Otherwise it
+            # sleeps until the next due time, which this changes nothing of:
+            # waking it would cost a loop turn per poll for nothing.
+            self._wake.set()
 
     def next_due(self) -> Live | None:
         if self.state != "opened" or self._in_flight >= self.max_in_flight:
