@@ -265,7 +265,7 @@ class AsyncEngine(_JobCreation, _Results):
                 return False
             live.cancel_waiter = asyncio.get_running_loop().create_future()
             if live.in_flight:
-                # Sent once the request on the wire is answered (see _step).
+                # Sent once the request on the wire is answered (see Scheduler.step).
                 live.cancel_pending = True
             else:
                 live.job = due
@@ -287,5 +287,3 @@ class AsyncEngine(_JobCreation, _Results):
         live.job = step.job
         self._run.abandon(live)
         await self._run.commit(live, step)
-
-    # -- publishing a step -------------------------------------------------------------
