@@ -13,6 +13,7 @@ together or not at all.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import uuid
@@ -33,9 +34,16 @@ __all__ = [
     "new_owner",
     "owner_gone",
     "shown_url",
+    "SHELVE",
     "compact_json",
+    "read_claimed",
     "snapshot_json",
 ]
+
+logger = logging.getLogger("statepoll.store")
+
+#: A job whose snapshot cannot be read is left alone this long.
+SHELVE = 3600.0
 
 
 class StoreError(StatepollError, ValueError):
@@ -146,6 +154,20 @@ class AuditChain:
         if rows:
             self.wseq = rows[-1]["wseq"]
             self.wprev = rows[-1]["hash"]
+
+
+def read_claimed(key: str, snapshot: str, where: str) -> JobState | None:
+    """Return a claimed job's snapshot as a ``JobState``, or ``None`` when it cannot be read.
+
+    Not a snapshot this code can read (written by a newer statepoll, or
+    damaged): reported here; the store then shelves the job for ``SHELVE``
+    seconds rather than hand it from driver to driver.
+    """
+    try:
+        return JobState.from_json(json.loads(snapshot))
+    except ValueError as exc:
+        logger.error("job %s in %s cannot be read: %s", key, where, exc)  # noqa: TRY400 - reported, not raised
+        return None
 
 
 def snapshot_json(job: JobState) -> str:

@@ -27,11 +27,13 @@ import attrs
 from engine._core.state import JobState
 from engine.audit import AuditEntry
 from engine.stores._base import (
+    SHELVE,
     AuditChain,
     Lease,
     StoreError,
     compact_json,
     owner_gone,
+    read_claimed,
     shown_url,
     snapshot_json,
 )
@@ -59,8 +61,6 @@ SCHEMA: Final = "statepoll"
 SCHEMA_VERSION: Final = 2
 #: Finished jobs stay readable (wait, status, audit heads) this long.
 KEEP_DONE: Final = 7 * 24 * 3600.0
-#: A job whose snapshot cannot be read is left alone this long.
-_SHELVE: Final = 3600.0
 #: The channel a released, due job is announced on.
 CHANNEL: Final = "statepoll_due"
 
@@ -459,14 +459,12 @@ class PostgresJobStore:
                 )
             ).fetchall()
             for key, token, seq, head, snapshot in rows:
-                try:
-                    job = JobState.from_json(json.loads(snapshot))
-                except ValueError as exc:
-                    logger.error("job %s in %s cannot be read: %s", key, self.url, exc)  # noqa: TRY400 - reported, not raised
+                job = read_claimed(key, snapshot, self.url)
+                if job is None:
                     # Held by this owner since the claim: nobody else writes it meanwhile.
                     await conn.execute(
                         f"UPDATE {SCHEMA}.jobs SET owner = NULL, shelved = %s WHERE key = %s",
-                        (now + _SHELVE, key),
+                        (now + SHELVE, key),
                     )
                     continue
                 claimed.append((job, Lease(key, int(token), int(seq), head)))

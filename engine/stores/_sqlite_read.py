@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from engine._core.state import JobState
-from engine.stores._base import Lease, StoreError
+from engine.stores._base import SHELVE, Lease, StoreError, read_claimed
 from engine.stores._sqlite_db import _is_sqlite, _SqliteDb
 
 __all__ = ["read_sqlite_records", "sqlite_unfinished"]
@@ -29,8 +29,6 @@ logger = logging.getLogger("statepoll.store")
 
 #: How often another process's commits are looked for while waiting.
 _WATCH: Final = 0.05
-#: A job whose snapshot cannot be read is left alone this long.
-_SHELVE: Final = 3600.0
 
 #: Free: no owner, or an owner whose heartbeat has lapsed.
 _FREE: Final = (
@@ -69,16 +67,11 @@ class _SqliteReads(_SqliteDb):
                 {"me": self.owner, "now": now, "limit": limit},
             ).fetchall()
             for key, token, seq, head, snapshot in rows:
-                try:
-                    job = JobState.from_json(json.loads(snapshot))
-                except ValueError as exc:
-                    # Not a snapshot this code can read (written by a newer
-                    # statepoll, or damaged): reported, and left alone for an
-                    # hour rather than handed from driver to driver.
-                    logger.error("job %s in %s cannot be read: %s", key, self.path, exc)  # noqa: TRY400 - reported, not raised
+                job = read_claimed(key, snapshot, str(self.path))
+                if job is None:
                     db.execute(
                         "UPDATE jobs SET owner = NULL, shelved = ? WHERE key = ?",
-                        (now + _SHELVE, key),
+                        (now + SHELVE, key),
                     )
                     continue
                 claimed.append((job, Lease(key, token, seq, head)))
